@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from diffusionnag.spaces.base import Arch, SearchSpace
+from diffusionnag.spaces.mbv3 import MBV3Space
 from diffusionnag.spaces.nb201 import NB201Space
 
-SPACES: dict[str, Callable[[], SearchSpace]] = {"nb201": NB201Space}
+SPACES: dict[str, Callable[[], SearchSpace]] = {"nb201": NB201Space, "mbv3": MBV3Space}
 
 
 def get_space(name: str) -> SearchSpace:

@@ -59,7 +59,7 @@ class NB201Space(SearchSpace):
 
     def to_string(self, arch: Arch) -> str:
         groups: list[list[str]] = [[] for _ in range(CELL_NODES - 1)]
-        for (src, dst), op in zip(EDGES, arch.ops):
+        for (src, dst), op in zip(EDGES, arch.ops, strict=True):
             groups[dst - 1].append(f"{OPERATIONS[op]}~{src}")
         return "+".join("|" + "|".join(group) + "|" for group in groups)
 
@@ -108,7 +108,7 @@ class NB201Space(SearchSpace):
         for slot, current in enumerate(arch.ops):
             for op in range(len(OPERATIONS)):
                 if op != current:
-                    result.append(Arch(self.name, arch.ops[:slot] + (op,) + arch.ops[slot + 1 :]))
+                    result.append(Arch(self.name, (*arch.ops[:slot], op, *arch.ops[slot + 1 :])))
         return result
 
     def enumerate(self) -> list[Arch]:
@@ -143,7 +143,7 @@ def _computation(ops: Sequence[int]) -> str:
     expr = ["0"] + [""] * (CELL_NODES - 1)
     for node in range(1, CELL_NODES):
         terms = []
-        for (src, dst), op in zip(EDGES, ops):
+        for (src, dst), op in zip(EDGES, ops, strict=True):
             if dst != node:
                 continue
             name = OPERATIONS[op]

@@ -1,0 +1,242 @@
+"""Image-classification datasets as in-memory tensors, read from local files only (no download).
+
+Every dataset comes back as train/valid/test splits of normalised ``[n, C, H, W]`` float images
+and ``[n]`` integer labels. Splits that the source does not fix are drawn by a seeded stratified
+split, so the same seed gives the same split on every run and machine. Normalisation uses the
+per-channel mean and std of the training split, so no statistic leaks from valid or test.
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+DATASETS = ("digits", "folder:PATH", "cifar10", "cifar100")
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".ppm", ".tif", ".tiff", ".webp")
+SPLIT_FRACTIONS = (0.6, 0.2, 0.2)
+
+
+@dataclass(frozen=True)
+class Split:
+    images: Tensor  # [n, C, H, W] float32, normalised
+    labels: Tensor  # [n] int64
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
+class ImageDataset:
+    """``skipped_files`` counts image files of a folder dataset that could not be decoded."""
+
+    name: str
+    train: Split
+    valid: Split
+    test: Split
+    num_classes: int
+    in_channels: int
+    resolution: int
+    classes: tuple[str, ...]
+    skipped_files: int = 0
+
+
+def stratified_split(
+    labels: np.ndarray, fractions: Sequence[float], rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Index arrays, one per fraction, holding each class in (rounded) those proportions.
+
+    Every split but the first gets ``round(n * fraction)`` of each class of size ``n``; the first
+    gets the rest, so a small class still lands in the training split.
+    """
+    parts: list[list[np.ndarray]] = [[] for _ in fractions]
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        sizes = [round(len(members) * f) for f in fractions[1:]]
+        bounds = np.cumsum([len(members) - sum(sizes), *sizes])[:-1]
+        for part, chunk in zip(parts, np.split(members, bounds), strict=True):
+            part.append(chunk)
+    return [np.sort(np.concatenate(part)) for part in parts]
+
+
+def _make_dataset(
+    name: str,
+    images: Tensor,
+    labels: Tensor,
+    indices: Sequence[np.ndarray],
+    classes: Sequence[str],
+    skipped_files: int = 0,
+) -> ImageDataset:
+    """Normalise ``images`` ([n, C, H, W] in [0, 1]) in place by training statistics; split."""
+    for split_name, index in zip(("train", "valid", "test"), indices, strict=True):
+        if len(index) == 0:
+            raise ValueError(
+                f"dataset {name!r} has {len(labels)} images, too few to give a non-empty "
+                f"{split_name} split; add images (at least 3 per class)"
+            )
+    train = images[torch.as_tensor(indices[0])]
+    mean = train.mean(dim=(0, 2, 3), keepdim=True)
+    std = train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+    images.sub_(mean).div_(std)
+    splits = [Split(images[torch.as_tensor(i)], labels[torch.as_tensor(i)]) for i in indices]
+    return ImageDataset(
+        name=name,
+        train=splits[0],
+        valid=splits[1],
+        test=splits[2],
+        num_classes=len(classes),
+        in_channels=images.shape[1],
+        resolution=images.shape[-1],
+        classes=tuple(classes),
+        skipped_files=skipped_files,
+    )
+
+
+def load_digits(*, seed: int = 0) -> ImageDataset:
+    """scikit-learn's 1,797 handwritten digits: 8x8, one channel, split 60/20/20 by class."""
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    bunch = sklearn_digits()
+    images = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0  # [n, 1, 8, 8]
+    labels = np.asarray(bunch.target, dtype=np.int64)
+    indices = stratified_split(labels, SPLIT_FRACTIONS, np.random.default_rng(seed))
+    classes = [str(c) for c in range(10)]
+    return _make_dataset("digits", images, torch.from_numpy(labels), indices, classes)
+
+
+def _decode(path: Path, resolution: int) -> np.ndarray | None:
+    """``[H, W, 3]`` uint8 pixels, or ``None`` when the file is not a readable image."""
+    try:
+        with Image.open(path) as image:
+            rgb = image.convert("RGB").resize((resolution, resolution), Image.Resampling.BILINEAR)
+            return np.asarray(rgb, dtype=np.uint8)
+    except (OSError, EOFError, ValueError, SyntaxError, struct.error, Image.DecompressionBombError):
+        return None
+
+
+def _class_files(root: Path) -> dict[str, list[Path]]:
+    if not root.is_dir():
+        raise ValueError(f"image folder {str(root)!r} does not exist or is not a directory")
+    found = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = sorted(
+            p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+        )
+        if files:
+            found[folder.name] = files
+    if not found:
+        raise ValueError(
+            f"image folder {str(root)!r} has no class subfolders with image files "
+            f"({', '.join(IMAGE_EXTENSIONS)}); expected ROOT/<class>/<image> as for ImageFolder"
+        )
+    return found
+
+
+def load_image_folder(root: Path | str, *, resolution: int = 32, seed: int = 0) -> ImageDataset:
+    """Images in ImageFolder layout (``root/<class>/<file>``), resized to ``resolution``, RGB.
+
+    Files that fail to decode are skipped and counted in ``skipped_files``; a class with no
+    decodable image is dropped. At least two classes must remain.
+    """
+    if resolution < 4:
+        raise ValueError(f"resolution must be at least 4, got {resolution}")
+    root = Path(root).expanduser()
+    pixels, labels, classes, skipped = [], [], [], 0
+    for name, files in _class_files(root).items():
+        decoded = [_decode(path, resolution) for path in files]
+        kept = [d for d in decoded if d is not None]
+        skipped += len(decoded) - len(kept)
+        if kept:
+            pixels.extend(kept)
+            labels.extend([len(classes)] * len(kept))
+            classes.append(name)
+    if not pixels:
+        raise ValueError(f"none of the {skipped} image files under {str(root)!r} could be decoded")
+    if len(classes) < 2:
+        raise ValueError(
+            f"image folder {str(root)!r} has a single class ({classes[0]!r}) with decodable "
+            "images; classification needs at least two class subfolders"
+        )
+    images = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2).float() / 255.0
+    label_array = np.asarray(labels, dtype=np.int64)
+    indices = stratified_split(label_array, SPLIT_FRACTIONS, np.random.default_rng(seed))
+    return _make_dataset(
+        f"folder:{root}", images, torch.from_numpy(label_array), indices, classes, skipped
+    )
+
+
+_CIFAR = {
+    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"]),
+    "cifar100": ("cifar-100-python", ["train"], ["test"]),
+}
+
+
+def _read_cifar_batches(folder: Path, names: list[str]) -> tuple[Tensor, np.ndarray]:
+    images, labels = [], []
+    for name in names:
+        # The official python release is pickled; these are files the user put there.
+        with open(folder / name, "rb") as handle:
+            batch = pickle.load(handle, encoding="bytes")
+        images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        labels.append(np.asarray(batch.get(b"labels", batch.get(b"fine_labels")), dtype=np.int64))
+    return torch.from_numpy(np.concatenate(images)).float().div_(255.0), np.concatenate(labels)
+
+
+def load_cifar(
+    name: str, root: Path | str, *, valid_fraction: float = 0.2, seed: int = 0
+) -> ImageDataset:
+    """CIFAR-10/100 from the python release under ``root``; valid is drawn from the train set.
+
+    ``root`` is the folder holding ``cifar-10-batches-py`` / ``cifar-100-python`` or that folder
+    itself. Test is the official test set.
+    """
+    if name not in _CIFAR:
+        raise ValueError(f"unknown CIFAR variant {name!r}; choose one of {', '.join(_CIFAR)}")
+    subdir, train_files, test_files = _CIFAR[name]
+    root = Path(root).expanduser()
+    folder = root if root.name == subdir else root / subdir
+    missing = [f for f in train_files + test_files if not (folder / f).is_file()]
+    if missing:
+        raise ValueError(
+            f"{name} not found: {str(folder)!r} lacks {', '.join(missing)}; put the python "
+            f"version of the dataset (folder {subdir}) there, nothing is downloaded"
+        )
+    train_images, train_labels = _read_cifar_batches(folder, train_files)
+    test_images, test_labels = _read_cifar_batches(folder, test_files)
+    fractions = (1.0 - valid_fraction, valid_fraction)
+    train_idx, valid_idx = stratified_split(train_labels, fractions, np.random.default_rng(seed))
+    images = torch.cat([train_images, test_images])
+    labels = torch.from_numpy(np.concatenate([train_labels, test_labels]))
+    test_idx = np.arange(len(train_labels), len(labels))
+    num_classes = 10 if name == "cifar10" else 100
+    classes = [str(c) for c in range(num_classes)]
+    return _make_dataset(name, images, labels, [train_idx, valid_idx, test_idx], classes)
+
+
+def load_dataset(
+    spec: str, root: Path | str | None = None, *, resolution: int = 32, seed: int = 0
+) -> ImageDataset:
+    """The dataset named by ``spec``: ``digits``, ``folder:PATH``, ``cifar10`` or ``cifar100``.
+
+    ``root`` is the directory holding the CIFAR folders; ``resolution`` applies to image
+    folders (digits is 8x8 and CIFAR 32x32 as released); ``seed`` fixes the splits.
+    """
+    if spec == "digits":
+        return load_digits(seed=seed)
+    if spec.startswith("folder:"):
+        path = spec.removeprefix("folder:")
+        if not path:
+            raise ValueError("dataset spec 'folder:' needs a path, e.g. folder:/data/my_images")
+        return load_image_folder(path, resolution=resolution, seed=seed)
+    if spec in _CIFAR:
+        if root is None:
+            raise ValueError(f"dataset {spec!r} needs a root directory holding its files")
+        return load_cifar(spec, root, seed=seed)
+    raise ValueError(f"unknown dataset {spec!r}; valid: {', '.join(DATASETS)}")

@@ -1,0 +1,240 @@
+"""Training the score model: a plain loop with EMA, atomic checkpoints and exact resume.
+
+A checkpoint folder holds ``config.json`` (everything needed to rebuild the model and its
+training set), ``model.pt`` (EMA weights, what sampling uses) and ``state.pt`` (weights,
+EMA, optimiser and step, for resuming). Randomness of step k comes from a generator seeded by
+``(seed, k)``, so a run resumed from step k continues exactly as if never interrupted.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from diffusionnag.device import resolve_device
+from diffusionnag.diffusion.losses import dsm_loss
+from diffusionnag.diffusion.sampling import ScoreFn
+from diffusionnag.diffusion.score_net import ScoreNetConfig, ScoreNetwork
+from diffusionnag.diffusion.sde import SDE, build_sde
+from diffusionnag.spaces import Arch, SearchSpace, get_space
+
+CONFIG_FILE, MODEL_FILE, STATE_FILE = "config.json", "model.pt", "state.pt"
+
+
+@dataclass(frozen=True)
+class ScoreTrainConfig:
+    space: str = "nb201"
+    sde: str = "ve"
+    sde_params: dict[str, float] = field(
+        default_factory=lambda: {"sigma_min": 0.05, "sigma_max": 5.0}
+    )
+    network: ScoreNetConfig = field(default_factory=ScoreNetConfig)
+    steps: int = 4000
+    batch_size: int = 256
+    lr: float = 2e-3
+    ema_decay: float = 0.999
+    seed: int = 0
+    holdout_fraction: float = 0.0
+    train_size: int = 100_000
+    checkpoint_every: int = 500
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.holdout_fraction < 1.0:
+            raise ValueError(f"holdout fraction must be in [0, 1), got {self.holdout_fraction}")
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("steps and batch size must be positive")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScoreTrainConfig:
+        data = dict(data)
+        data["network"] = ScoreNetConfig(**data.get("network", {}))
+        return cls(**data)
+
+
+@dataclass
+class ScoreModel:
+    """A trained score network with the space and SDE it belongs to."""
+
+    space: SearchSpace
+    sde: SDE
+    network: ScoreNetwork
+    config: ScoreTrainConfig
+
+    def score_fn(self) -> ScoreFn:
+        def score(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return self.sde.score(self.network(x, self.sde.std(t)), t)
+
+        return score
+
+
+def training_architectures(space: SearchSpace, config: ScoreTrainConfig) -> list[Arch]:
+    """The training set: the whole enumerable space (or ``train_size`` uniform draws) minus a
+    seeded held-out fraction. Recomputed from the config, so checkpoints need not store it."""
+    rng = np.random.default_rng(config.seed)
+    enumerate_all = getattr(space, "enumerate", None)
+    archs = enumerate_all() if enumerate_all else space.sample(config.train_size, rng)
+    if config.holdout_fraction == 0:
+        return list(archs)
+    keep = rng.permutation(len(archs))[: round(len(archs) * (1 - config.holdout_fraction))]
+    return [archs[i] for i in sorted(keep)]
+
+
+def build_score_model(config: ScoreTrainConfig) -> ScoreModel:
+    space = get_space(config.space)
+    sde = build_sde(config.sde, **config.sde_params)
+    return ScoreModel(space, sde, ScoreNetwork(space, config.network), config)
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through ``write(tmp)`` then rename, so a reader never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _save_checkpoint(out: Path, config: ScoreTrainConfig, state: dict[str, Any]) -> None:
+    atomic_write(out / CONFIG_FILE, lambda p: p.write_text(json.dumps(asdict(config), indent=2)))
+    atomic_write(out / STATE_FILE, lambda p: torch.save(state, p))
+    atomic_write(out / MODEL_FILE, lambda p: torch.save(state["ema"], p))
+
+
+def _load_tensors(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"checkpoint file {path} is missing") from None
+    except Exception as error:  # torch raises several unrelated types for a corrupt file
+        raise ValueError(
+            f"checkpoint file {path} is corrupt or not a checkpoint: {error}"
+        ) from None
+
+
+def read_config(folder: Path) -> ScoreTrainConfig:
+    path = Path(folder) / CONFIG_FILE
+    if not path.is_file():
+        raise ValueError(
+            f"{folder} is not a score-model checkpoint folder: {CONFIG_FILE} is missing"
+        )
+    try:
+        return ScoreTrainConfig.from_dict(json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError) as error:
+        raise ValueError(f"{path} is corrupt: {error}") from None
+
+
+def load_score_model(folder: Path | str, device: str = "auto") -> ScoreModel:
+    """Rebuild a score model from its checkpoint folder (EMA weights)."""
+    folder = Path(folder)
+    model = build_score_model(read_config(folder))
+    try:
+        model.network.load_state_dict(_load_tensors(folder / MODEL_FILE))
+    except RuntimeError as error:
+        raise ValueError(
+            f"weights in {folder / MODEL_FILE} do not fit its config: {error}"
+        ) from None
+    model.network.to(resolve_device(device)).eval()
+    return model
+
+
+def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    with torch.no_grad():
+        for ema_p, p in zip(ema.parameters(), model.parameters(), strict=True):
+            ema_p.lerp_(p, 1 - decay)
+
+
+def train_score_model(
+    config: ScoreTrainConfig,
+    out: Path | str,
+    *,
+    device: str = "auto",
+    resume: bool = True,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> ScoreModel:
+    """Train (or continue training) a score model into checkpoint folder ``out``.
+
+    ``resume`` continues from ``out/state.pt`` when present and its config matches.
+    ``stop_after`` ends the run early after that many steps (to test interruption).
+    """
+    out, dev = Path(out), resolve_device(device)
+    model = build_score_model(config)
+    network = model.network.to(dev)
+    ema = copy.deepcopy(network).requires_grad_(False)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=0.0)
+    start = _maybe_resume(out, config, network, ema, optimizer) if resume else 0
+    data = model.space.encode(training_architectures(model.space, config)).to(dev)
+    end = config.steps if stop_after is None else min(config.steps, start + stop_after)
+    bar = tqdm(
+        range(start, end),
+        initial=start,
+        total=config.steps,
+        disable=not progress,
+        desc="train-score",
+        unit="step",
+    )
+    for step in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr * _lr_factor(step, config.steps)
+        generator = torch.Generator(dev).manual_seed(config.seed * 1_000_003 + step)
+        index = torch.randint(len(data), (config.batch_size,), generator=generator, device=dev)
+        loss = dsm_loss(network, model.sde, data[index], generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(network.parameters(), 1.0)
+        optimizer.step()
+        _ema_update(ema, network, min(config.ema_decay, (1 + step) / (10 + step)))
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        if (step + 1) % config.checkpoint_every == 0 or step + 1 == end:
+            state = {
+                "step": step + 1,
+                "network": network.state_dict(),
+                "ema": ema.state_dict(),
+                "optimizer": optimizer.state_dict(),
+            }
+            _save_checkpoint(out, config, state)
+    model.network = ema.eval()
+    return model
+
+
+def _lr_factor(step: int, total: int, warmup: int = 200) -> float:
+    """Linear warm-up, then cosine decay to zero."""
+    return min(1.0, (step + 1) / warmup) * 0.5 * (1 + np.cos(np.pi * step / total))
+
+
+def _maybe_resume(
+    out: Path,
+    config: ScoreTrainConfig,
+    network: nn.Module,
+    ema: nn.Module,
+    optimizer: torch.optim.Optimizer,
+) -> int:
+    if not (out / STATE_FILE).exists():
+        return 0
+    saved = read_config(out)
+    if saved != config:
+        raise ValueError(
+            f"{out} holds a checkpoint trained with different settings; use a new folder or "
+            "the same settings to resume"
+        )
+    state = _load_tensors(out / STATE_FILE)
+    network.load_state_dict(state["network"])
+    ema.load_state_dict(state["ema"])
+    optimizer.load_state_dict(state["optimizer"])
+    return int(state["step"])
