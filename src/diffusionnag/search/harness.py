@@ -1,0 +1,264 @@
+"""The benchmark runner: strategies x seeds x datasets on the NAS-Bench-201 table, in parallel.
+
+Each run is an ordinary :func:`~diffusionnag.search.run.run_search` with its own journal, so a
+killed benchmark continues with ``resume=True``. Runs go to a pool of ``workers`` local
+processes (started clean, one intra-op torch thread each: the strategies' networks are tiny, and
+several processes on few cores would otherwise fight over threads). Outputs under ``out_dir``::
+
+    runs/<dataset>/<strategy>/seed<k>.jsonl        journal of one run
+    runs/<dataset>/<strategy>/seed<k>.result.json  its final result
+    summary.json, summary.md                        the comparison (see search/summary.py)
+    best_so_far_<dataset>.png                       median and interquartile band per strategy
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from diffusionnag.benchmarks.nb201_table import NB201Table, TableEvaluator, resolve_dataset
+from diffusionnag.search import get_strategy
+from diffusionnag.search.base import as_seed
+from diffusionnag.search.journal import atomic_write_json, atomic_write_text
+from diffusionnag.search.run import run_search
+from diffusionnag.search.summary import (
+    expected_best_of_random,
+    random_yardstick,
+    strategy_summary,
+    summary_markdown,
+)
+from diffusionnag.spaces.nb201 import NB201Space
+
+__all__ = ["RunSpec", "expected_best_of_random", "run_benchmark"]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One search run of the benchmark (picklable, sent to a worker)."""
+
+    strategy: str
+    seed: int
+    dataset: str
+    budget: int
+    batch_size: int
+    journal: str
+    resume: bool
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def run_benchmark(
+    strategies: Sequence[str],
+    seeds: Sequence[int],
+    datasets: Sequence[str],
+    budget: int,
+    table_path: str | Path,
+    out_dir: str | Path,
+    workers: int = 1,
+    *,
+    strategy_options: Mapping[str, Mapping[str, Any]] | None = None,
+    batch_size: int = 1,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run every (dataset, strategy, seed), write journals, summary and plots; return the summary.
+
+    ``strategy_options`` maps a strategy name to its keyword options. ``resume=True`` continues
+    runs whose journals exist (finished runs are just read back). ``workers=1`` runs in this
+    process; more uses a process pool.
+    """
+    settings = _settings(
+        strategies, seeds, datasets, budget, table_path, workers, strategy_options, batch_size
+    )
+    table = NB201Table.from_csv(table_path)
+    out = Path(out_dir)
+    specs = [
+        RunSpec(
+            strategy=name,
+            seed=seed,
+            dataset=dataset,
+            budget=budget,
+            batch_size=batch_size,
+            journal=str(out / "runs" / dataset / name / f"seed{seed}.jsonl"),
+            resume=resume,
+            options=settings["strategy_options"].get(name, {}),
+        )
+        for dataset in settings["datasets"]
+        for name in strategies
+        for seed in settings["seeds"]
+    ]
+    existing = [spec.journal for spec in specs if Path(spec.journal).exists()]
+    if existing and not resume:
+        raise ValueError(
+            f"{len(existing)} run journal(s) already exist under {out} (e.g. {existing[0]}); "
+            "pass resume=True to continue them, or choose another out_dir"
+        )
+    runs = _execute(specs, workers, table)
+    records = list(tqdm(runs, total=len(specs), disable=not progress, desc="runs", unit="run"))
+    summary = _summarise(settings, specs, records, table)
+    _write_outputs(out, summary, specs, records, table)
+    return summary
+
+
+def _settings(
+    strategies: Sequence[str],
+    seeds: Sequence[int],
+    datasets: Sequence[str],
+    budget: int,
+    table_path: str | Path,
+    workers: int,
+    strategy_options: Mapping[str, Mapping[str, Any]] | None,
+    batch_size: int,
+) -> dict[str, Any]:
+    """The benchmark's settings, checked before any run starts (names, options, numbers)."""
+    if not strategies or not seeds or not datasets:
+        raise ValueError("need at least one strategy, one seed and one dataset")
+    if len(set(strategies)) != len(strategies) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"strategies {list(strategies)} and seeds {list(seeds)} must not repeat")
+    for name, value in (("budget", budget), ("batch_size", batch_size), ("workers", workers)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    options = {name: dict(values) for name, values in (strategy_options or {}).items()}
+    extra = sorted(set(options) - set(strategies))
+    if extra:
+        raise ValueError(f"options given for strategies not being run: {', '.join(extra)}")
+    for name in strategies:
+        get_strategy(name, NB201Space(), 0, **options.get(name, {}))
+    return {
+        "strategies": list(strategies),
+        "seeds": [as_seed(seed) for seed in seeds],
+        "datasets": [resolve_dataset(d) for d in datasets],
+        "budget": budget,
+        "batch_size": batch_size,
+        "table": str(table_path),
+        "strategy_options": options,
+    }
+
+
+def _execute(specs: list[RunSpec], workers: int, table: NB201Table) -> Iterator[dict[str, Any]]:
+    """Records of the runs, in the order of ``specs``; ``workers=1`` runs them here."""
+    if workers == 1:
+        _WORKER_TABLE[:] = [table]
+        yield from map(_run_one, specs)
+        return
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(specs)),
+        mp_context=_clean_process_context(),
+        initializer=_init_worker,
+        initargs=(table,),
+    ) as pool:
+        yield from pool.map(_run_one, specs)
+
+
+def _clean_process_context() -> multiprocessing.context.BaseContext:
+    """Workers that share no threads or CUDA state with this process.
+
+    A fork server, started once with this module (and so torch) imported, forks the workers:
+    as clean as spawning but the imports are paid once, not once per worker. Spawn where there
+    is no fork server. Either way a calling script needs the ``if __name__ == "__main__":`` guard.
+    """
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+_WORKER_TABLE: list[NB201Table] = []
+"""The table of this process' runs (sent pickled to each worker: faster than parsing the CSV)."""
+
+
+def _init_worker(table: NB201Table) -> None:
+    torch.set_num_threads(1)
+    _WORKER_TABLE[:] = [table]
+
+
+def _run_one(spec: RunSpec) -> dict[str, Any]:
+    """Run (or resume, or read back) one search; the curve and timings for the summary."""
+    (table,) = _WORKER_TABLE
+    space = NB201Space()
+    strategy = get_strategy(spec.strategy, space, spec.seed, **spec.options)
+    history = run_search(
+        strategy,
+        TableEvaluator(table, spec.dataset),
+        space,
+        spec.budget,
+        journal_path=spec.journal,
+        resume=spec.resume,
+        batch_size=spec.batch_size,
+        progress=False,
+    )
+    return {
+        "best_so_far": history.best_so_far().tolist(),
+        "strategy_seconds": [t.strategy_seconds for t in history],
+    }
+
+
+def _summarise(
+    settings: dict[str, Any],
+    specs: list[RunSpec],
+    records: list[dict[str, Any]],
+    table: NB201Table,
+) -> dict[str, Any]:
+    blocks: dict[str, Any] = {}
+    for dataset in settings["datasets"]:
+        arch, optimum = table.optimum(dataset)
+        block = {
+            "optimum": {"arch": NB201Space().to_string(arch), "value": optimum},
+            "random_expectation": random_yardstick(table.accuracies(dataset), settings["budget"]),
+            "strategies": {},
+        }
+        for name in settings["strategies"]:
+            curves, seconds = _collect(specs, records, dataset, name)
+            block["strategies"][name] = strategy_summary(
+                curves, seconds, optimum, settings["budget"]
+            )
+        blocks[dataset] = block
+    return {"settings": settings, "datasets": blocks}
+
+
+def _collect(
+    specs: list[RunSpec], records: list[dict[str, Any]], dataset: str, strategy: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``[runs, budget]`` best-so-far curves and all per-step strategy seconds of one cell."""
+    chosen = [
+        record
+        for spec, record in zip(specs, records, strict=True)
+        if spec.dataset == dataset and spec.strategy == strategy
+    ]
+    curves = np.array([r["best_so_far"] for r in chosen], dtype=np.float64)
+    seconds = np.array([s for r in chosen for s in r["strategy_seconds"]], dtype=np.float64)
+    return curves, seconds
+
+
+def _write_outputs(
+    out: Path,
+    summary: dict[str, Any],
+    specs: list[RunSpec],
+    records: list[dict[str, Any]],
+    table: NB201Table,
+) -> None:
+    from diffusionnag.search.plots import plot_best_so_far  # matplotlib: only the parent needs it
+
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_text(out / "summary.md", summary_markdown(summary))
+    budget = summary["settings"]["budget"]
+    seeds = len(summary["settings"]["seeds"])
+    for dataset, block in summary["datasets"].items():
+        values = table.accuracies(dataset)
+        expectation = np.array([expected_best_of_random(values, n) for n in range(1, budget + 1)])
+        curves = {name: _collect(specs, records, dataset, name)[0] for name in block["strategies"]}
+        plot_best_so_far(
+            curves,
+            block["optimum"]["value"],
+            out / f"best_so_far_{dataset}.png",
+            title=f"NAS-Bench-201 {dataset}: {seeds} seeds per strategy",
+            random_expectation=expectation,
+        )

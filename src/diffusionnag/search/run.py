@@ -1,0 +1,181 @@
+"""The search loop: ask the strategy, evaluate, record, journal; the budget is counted here.
+
+Batches are asked at history lengths ``0, q, 2q, ...`` (``q = batch_size``). A resumed run that
+stopped inside a batch asks again at the batch's start (strategies are functions of seed and
+history), checks that the journal agrees with the batch, and evaluates the rest of it, so the
+resumed trajectory is exactly the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from diffusionnag.benchmarks.base import Evaluator
+from diffusionnag.search.base import SearchStrategy
+from diffusionnag.search.history import History, Trial
+from diffusionnag.search.journal import (
+    JOURNAL_FORMAT,
+    Journal,
+    atomic_write_json,
+    create_journal,
+    resume_journal,
+)
+from diffusionnag.spaces.base import Arch, SearchSpace
+
+
+def run_search(
+    strategy: SearchStrategy,
+    evaluator: Evaluator,
+    space: SearchSpace,
+    budget: int,
+    *,
+    journal_path: str | Path | None = None,
+    resume: bool = False,
+    batch_size: int = 1,
+    progress: bool = True,
+    result_path: str | Path | None = None,
+) -> History:
+    """Evaluate ``budget`` distinct cells (by canonical key) proposed by ``strategy``.
+
+    ``journal_path``: JSONL journal, one line per trial as it happens. ``resume=True`` replays an
+    existing journal (its header must match these settings) and continues; without a journal
+    there it starts one. The final result (settings, trajectory, best) is written atomically to
+    ``result_path``, by default next to the journal as ``<journal stem>.result.json``.
+    """
+    header = run_header(strategy, evaluator, space, budget, batch_size)
+    if resume and journal_path is None:
+        raise ValueError("resume=True needs a journal_path to resume from")
+    history = History(space)
+    journal, replayed = _open_journal(journal_path, header, space, resume)
+    try:
+        for trial in replayed:
+            history.append(trial)
+            strategy.tell(history, trial)
+        with tqdm(total=budget, initial=len(history), disable=not progress, unit="cell") as bar:
+            bar.set_description(f"{strategy.name} {evaluator.dataset}")
+            _loop(strategy, evaluator, history, budget, batch_size, journal, bar)
+    finally:
+        if journal is not None:
+            journal.close()
+    if result_path is None and journal_path is not None:
+        journal_path = Path(journal_path)
+        result_path = journal_path.with_name(journal_path.stem + ".result.json")
+    if result_path is not None:
+        atomic_write_json(result_path, run_result(history, header))
+    return history
+
+
+def run_header(
+    strategy: SearchStrategy,
+    evaluator: Evaluator,
+    space: SearchSpace,
+    budget: int,
+    batch_size: int,
+) -> dict[str, Any]:
+    """The settings that define a run's trajectory; a journal must match them to be resumed."""
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ValueError(f"budget must be an int >= 1 (evaluated cells), got {budget!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if strategy.space.name != space.name or evaluator.space_name != space.name:
+        raise ValueError(
+            f"space mismatch: run on {space.name!r}, strategy on {strategy.space.name!r}, "
+            f"evaluator on {evaluator.space_name!r}"
+        )
+    return {
+        "format": JOURNAL_FORMAT,
+        "strategy": strategy.name,
+        "options": strategy.options(),
+        "seed": strategy.seed,
+        "space": space.name,
+        "dataset": evaluator.dataset,
+        "evaluator": type(evaluator).__name__,
+        "budget": budget,
+        "batch_size": batch_size,
+    }
+
+
+def run_result(history: History, settings: dict[str, Any]) -> dict[str, Any]:
+    """The JSON result of a run: settings, best cell, and the trajectory with best-so-far."""
+    space = history.space
+    best = history.best
+    best_so_far = history.best_so_far()
+    trajectory = [
+        {**t.to_json(space), "best_so_far": None if math.isnan(b) else float(b)}
+        for t, b in zip(history, best_so_far, strict=True)
+    ]
+    return {
+        "settings": settings,
+        "num_evaluated": len(history),
+        "best": None if best is None else best.to_json(space),
+        "strategy_seconds_total": sum(t.strategy_seconds for t in history),
+        "eval_seconds_total": sum(t.eval_seconds for t in history),
+        "trajectory": trajectory,
+    }
+
+
+def _open_journal(
+    path: str | Path | None, header: dict[str, Any], space: SearchSpace, resume: bool
+) -> tuple[Journal | None, list[Trial]]:
+    if path is None:
+        return None, []
+    if resume and Path(path).exists():
+        return resume_journal(path, header, space)
+    return create_journal(path, header, space), []
+
+
+def _loop(
+    strategy: SearchStrategy,
+    evaluator: Evaluator,
+    history: History,
+    budget: int,
+    batch_size: int,
+    journal: Journal | None,
+    bar: tqdm,
+) -> None:
+    pending, share = _rest_of_batch(strategy, history, budget, batch_size)
+    while len(history) < budget:
+        if not pending:
+            n = min(batch_size, budget - len(history))
+            start = time.perf_counter()
+            pending = strategy.ask(history, n)
+            share = (time.perf_counter() - start) / n
+        trial = _evaluate(evaluator, history, pending.pop(0), share)
+        if journal is not None:
+            journal.append(trial)
+        strategy.tell(history, trial)
+        bar.update(1)
+        if history.best is not None:
+            bar.set_postfix(best=f"{history.best.value:.3f}")
+
+
+def _rest_of_batch(
+    strategy: SearchStrategy, history: History, budget: int, batch_size: int
+) -> tuple[list[Arch], float]:
+    """The unevaluated part of the batch a resumed run stopped in (empty at a batch boundary)."""
+    done = len(history) % batch_size
+    if done == 0 or len(history) >= budget:
+        return [], 0.0
+    start_index = len(history) - done
+    n = min(batch_size, budget - start_index)
+    start = time.perf_counter()
+    batch = strategy.ask(history.prefix(start_index), n)
+    share = (time.perf_counter() - start) / n
+    if batch[:done] != history.archs()[start_index:]:
+        raise ValueError(
+            f"the journal's trials {start_index}..{len(history) - 1} are not the batch that "
+            f"strategy {strategy.name!r} proposes there; was it written by another version?"
+        )
+    return batch[done:], share
+
+
+def _evaluate(evaluator: Evaluator, history: History, arch: Arch, share: float) -> Trial:
+    start = time.perf_counter()
+    result = evaluator.evaluate(arch)
+    seconds = time.perf_counter() - start
+    return history.record(arch, result, strategy_seconds=share, eval_seconds=seconds)

@@ -1,0 +1,145 @@
+"""Tree-structured Parzen estimator search through optuna's ``TPESampler``.
+
+One categorical optuna parameter per op slot of the space. The optuna study is rebuilt from the
+history on every ask, with a sampler seeded from the ask's generator, so the strategy is a function
+of (seed, history) like every other. optuna is an optional dependency, imported only here.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from diffusionnag.search.base import Batch, ModelBasedStrategy, Seed, check_positive
+from diffusionnag.search.history import History
+from diffusionnag.spaces.base import Arch, SearchSpace
+
+
+def slot_choices(space: SearchSpace) -> list[tuple[int, ...]]:
+    """The values each op slot can take: ``space.slot_choices()`` if the space defines it, else
+    read off ``space.enumerate()``; ``ValueError`` for a space with neither."""
+    own = getattr(space, "slot_choices", None)
+    if own is not None:
+        return [tuple(choices) for choices in own()]
+    enumerate_space = getattr(space, "enumerate", None)
+    if enumerate_space is None:
+        raise ValueError(
+            f"the tpe strategy needs a space with slot_choices() or enumerate(); "
+            f"space {space.name!r} has neither"
+        )
+    archs = enumerate_space()
+    return [tuple(sorted({a.ops[slot] for a in archs})) for slot in range(len(archs[0].ops))]
+
+
+def import_optuna() -> Any:
+    try:
+        import optuna
+    except ImportError as err:
+        raise ValueError(
+            "the tpe strategy needs optuna: pip install 'diffusionnag[optuna]'"
+        ) from err
+    return optuna
+
+
+class TPESearch(ModelBasedStrategy):
+    """optuna TPE (multivariate, constant liar for batches) with dedup by canonical key.
+
+    When TPE proposes a cell whose class was already evaluated, the study is told that class's
+    known value and asked again; a cell already in the batch stays a running trial, which the
+    constant liar counts as bad. After ``max_retries`` such proposals per cell the rest of the
+    batch is filled with random unseen cells.
+    """
+
+    name = "tpe"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: Seed = 0,
+        *,
+        num_init: int = 10,
+        max_retries: int = 20,
+        n_ei_candidates: int = 24,
+        multivariate: bool = True,
+    ) -> None:
+        super().__init__(space, seed)
+        self.num_init = check_positive("num_init", num_init)
+        self.max_retries = check_positive("max_retries", max_retries, 0)
+        self.n_ei_candidates = check_positive("n_ei_candidates", n_ei_candidates)
+        self.multivariate = bool(multivariate)
+        optuna = import_optuna()
+        self._distributions = {
+            f"slot{i}": optuna.distributions.CategoricalDistribution(choices)
+            for i, choices in enumerate(slot_choices(space))
+        }
+
+    def propose_model(self, history: History, batch: Batch, rng: np.random.Generator) -> None:
+        with _quiet(import_optuna()):
+            study = self._study(history, int(rng.integers(2**32)))
+            retries = 0
+            while not batch.full and retries <= self.max_retries * batch.size:
+                trial = study.ask(self._distributions)
+                arch = Arch(
+                    self.space.name, tuple(trial.params[name] for name in self._distributions)
+                )
+                if self._accept(study, trial, arch, batch, history):
+                    continue
+                retries += 1
+
+    def _accept(self, study: Any, trial: Any, arch: Arch, batch: Batch, history: History) -> bool:
+        """Add a proposal to the batch, or tell the study what is already known about it."""
+        failed = import_optuna().trial.TrialState.FAIL
+        try:
+            self.space.validate(arch)
+        except ValueError:
+            study.tell(trial, state=failed)
+            return False
+        if batch.offer(arch):
+            return True
+        known = history.trial_for_key(self.key(arch))
+        if known is not None:
+            if known.ok:
+                study.tell(trial, known.value)
+            else:
+                study.tell(trial, state=failed)
+        return False
+
+    def _study(self, history: History, seed: int) -> Any:
+        optuna = import_optuna()
+        sampler = optuna.samplers.TPESampler(
+            seed=seed,
+            n_startup_trials=self.num_init,
+            n_ei_candidates=self.n_ei_candidates,
+            multivariate=self.multivariate,
+            constant_liar=True,
+        )
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        study.add_trials([self._frozen(t.arch, t.value if t.ok else None) for t in history])
+        return study
+
+    def _frozen(self, arch: Arch, value: float | None) -> Any:
+        optuna = import_optuna()
+        state = optuna.trial.TrialState
+        return optuna.trial.create_trial(
+            params={name: arch.ops[i] for i, name in enumerate(self._distributions)},
+            distributions=self._distributions,
+            value=value,
+            state=state.COMPLETE if value is not None else state.FAIL,
+        )
+
+
+@contextmanager
+def _quiet(optuna: Any) -> Iterator[None]:
+    """Silence optuna's per-trial log lines and experimental-feature warnings for one ask."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
