@@ -36,6 +36,9 @@ class SamplerConfig:
             raise ValueError(f"number of sampling steps must be >= 1, got {self.steps}")
 
 
+DEFAULT_SAMPLER = SamplerConfig()
+
+
 @dataclass
 class Generation:
     """One entry per generated sample: the architecture, or ``None`` where the raw sample was
@@ -78,7 +81,7 @@ def reverse_diffusion(
 def generate(
     model: ScoreModel,
     num: int,
-    sampler: SamplerConfig = SamplerConfig(),
+    sampler: SamplerConfig = DEFAULT_SAMPLER,
     *,
     seed: int = 0,
     score: ScoreFn | None = None,

@@ -40,7 +40,7 @@ class ScoreTrainConfig:
         default_factory=lambda: {"sigma_min": 0.05, "sigma_max": 5.0}
     )
     network: ScoreNetConfig = field(default_factory=ScoreNetConfig)
-    steps: int = 4000
+    steps: int = 3000
     batch_size: int = 256
     lr: float = 2e-3
     ema_decay: float = 0.999
@@ -103,6 +103,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp creates owner-only files; results are meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -115,7 +116,7 @@ def _save_checkpoint(out: Path, config: ScoreTrainConfig, state: dict[str, Any])
     atomic_write(out / MODEL_FILE, lambda p: torch.save(state["ema"], p))
 
 
-def _load_tensors(path: Path) -> dict[str, Any]:
+def load_tensors(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -143,7 +144,7 @@ def load_score_model(folder: Path | str, device: str = "auto") -> ScoreModel:
     folder = Path(folder)
     model = build_score_model(read_config(folder))
     try:
-        model.network.load_state_dict(_load_tensors(folder / MODEL_FILE))
+        model.network.load_state_dict(load_tensors(folder / MODEL_FILE))
     except RuntimeError as error:
         raise ValueError(
             f"weights in {folder / MODEL_FILE} do not fit its config: {error}"
@@ -215,7 +216,8 @@ def train_score_model(
 
 def _lr_factor(step: int, total: int, warmup: int = 200) -> float:
     """Linear warm-up, then cosine decay to zero."""
-    return min(1.0, (step + 1) / warmup) * 0.5 * (1 + np.cos(np.pi * step / total))
+    # A plain float: a NumPy scalar would reach the optimiser state and break weights_only loads.
+    return float(min(1.0, (step + 1) / warmup) * 0.5 * (1 + np.cos(np.pi * step / total)))
 
 
 def _maybe_resume(
@@ -233,7 +235,7 @@ def _maybe_resume(
             f"{out} holds a checkpoint trained with different settings; use a new folder or "
             "the same settings to resume"
         )
-    state = _load_tensors(out / STATE_FILE)
+    state = load_tensors(out / STATE_FILE)
     network.load_state_dict(state["network"])
     ema.load_state_dict(state["ema"])
     optimizer.load_state_dict(state["optimizer"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor
@@ -127,7 +127,7 @@ class VPSDE(SDE):
         return torch.randn(shape, generator=generator, device=generator.device).to(device)
 
 
-SDES = {"ve": VESDE, "vp": VPSDE}
+SDES: dict[str, type[SDE]] = {"ve": VESDE, "vp": VPSDE}
 
 
 def build_sde(name: str, **params: float) -> SDE:
@@ -135,3 +135,13 @@ def build_sde(name: str, **params: float) -> SDE:
     if name not in SDES:
         raise ValueError(f"unknown SDE {name!r}; known: {', '.join(SDES)}")
     return SDES[name](**params)
+
+
+def sde_to_dict(sde: SDE) -> dict:
+    """``{"name": ..., "params": {...}}``, the inverse of :func:`sde_from_dict`."""
+    name = next(key for key, cls in SDES.items() if type(sde) is cls)
+    return {"name": name, "params": asdict(sde)}  # type: ignore[call-overload]
+
+
+def sde_from_dict(data: dict) -> SDE:
+    return build_sde(data["name"], **data["params"])

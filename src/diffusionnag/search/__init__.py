@@ -6,6 +6,7 @@ from typing import Any
 
 from diffusionnag.search.bananas import Bananas
 from diffusionnag.search.base import SearchStrategy, Seed
+from diffusionnag.search.diffusionnag_bo import DiffusionNAGBO
 from diffusionnag.search.evolution import RegularizedEvolution
 from diffusionnag.search.history import History, Trial
 from diffusionnag.search.local_search import LocalSearch
@@ -19,6 +20,7 @@ STRATEGIES: dict[str, type[SearchStrategy]] = {
     "local": LocalSearch,
     "bananas": Bananas,
     "tpe": TPESearch,
+    "diffusionnag-bo": DiffusionNAGBO,
 }
 
 

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Lint, format check, then the test suite: `scripts/test.sh [pytest args]` (e.g. -x -q, -k cli).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup_venv.sh
+
+lint_paths=()
+for folder in src tests benchmarks; do
+  if [[ -d "$folder" ]]; then
+    lint_paths+=("$folder")
+  fi
+done
+ruff check "${lint_paths[@]}"
+ruff format --check "${lint_paths[@]}"
+
+status=0
+python -m pytest "$@" || status=$?
+if [[ "$status" -eq 5 ]]; then
+  echo "test.sh: pytest collected no tests; that is a failure here" >&2
+fi
+exit "$status"

@@ -1,0 +1,87 @@
+"""Training pairs (architecture, value) for predictors: a user file, a table or a cost model."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from diffusionnag.spaces import Arch, SearchSpace
+
+COST_METRICS = ("params", "flops")
+
+
+def load_pairs(path: Path | str, space: SearchSpace) -> tuple[list[Arch], np.ndarray]:
+    """Read ``(cell, value)`` pairs from a JSON list / object or a two-column CSV.
+
+    JSON: ``[{"cell": "...", "value": 93.1}, ...]``, ``[["...", 93.1], ...]`` or
+    ``{"...": 93.1, ...}``. CSV: a header row naming ``cell`` and ``value`` columns.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"training data file {path} does not exist")
+    text = path.read_text()
+    rows = _json_rows(text, path) if path.suffix.lower() == ".json" else _csv_rows(text, path)
+    if len(rows) < 2:
+        raise ValueError(f"{path} holds {len(rows)} pairs; at least 2 are needed")
+    archs, values = [], []
+    for where, cell, value in rows:
+        try:
+            archs.append(space.from_string(str(cell)))
+        except ValueError as error:
+            raise ValueError(f"{path} {where}: {error}") from None
+        values.append(_number(value, f"{path} {where}"))
+    return archs, np.asarray(values)
+
+
+def _json_rows(text: str, path: Path) -> list[tuple[str, object, object]]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from None
+    if isinstance(data, dict):
+        return [(f"key {cell!r}", cell, value) for cell, value in data.items()]
+    if not isinstance(data, list):
+        raise ValueError(f"{path} must hold a JSON list of pairs or an object cell -> value")
+    rows = []
+    for i, item in enumerate(data):
+        if isinstance(item, dict) and {"cell", "value"} <= item.keys():
+            rows.append((f"item {i}", item["cell"], item["value"]))
+        elif isinstance(item, list | tuple) and len(item) == 2:
+            rows.append((f"item {i}", item[0], item[1]))
+        else:
+            raise ValueError(f"{path} item {i} is not a (cell, value) pair: {item!r}")
+    return rows
+
+
+def _csv_rows(text: str, path: Path) -> list[tuple[str, object, object]]:
+    reader = csv.DictReader(text.splitlines())
+    missing = {"cell", "value"} - set(reader.fieldnames or [])
+    if missing:
+        raise ValueError(
+            f"{path} needs a header with columns cell,value; missing: {sorted(missing)}"
+        )
+    return [(f"line {n}", row["cell"], row["value"]) for n, row in enumerate(reader, start=2)]
+
+
+def _number(value: object, where: str) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: value {value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{where}: value {value!r} is not a finite number")
+    return number
+
+
+def cost_pairs(
+    space: SearchSpace, metric: str, num: int, rng: np.random.Generator
+) -> tuple[list[Arch], np.ndarray]:
+    """``num`` uniformly sampled architectures with their exact cost from the space's model."""
+    if metric not in COST_METRICS:
+        raise ValueError(f"unknown cost {metric!r}; known: {', '.join(COST_METRICS)}")
+    archs = space.sample(num, rng)
+    return archs, np.array([space.costs(arch)[metric] for arch in archs])
