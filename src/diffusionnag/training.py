@@ -214,8 +214,9 @@ def train_score_model(
     return model
 
 
-def _lr_factor(step: int, total: int, warmup: int = 200) -> float:
-    """Linear warm-up, then cosine decay to zero."""
+def _lr_factor(step: int, total: int) -> float:
+    """Linear warm-up over the first 10 % of steps (at most 200), then cosine decay to zero."""
+    warmup = max(1, min(200, total // 10))
     # A plain float: a NumPy scalar would reach the optimiser state and break weights_only loads.
     return float(min(1.0, (step + 1) / warmup) * 0.5 * (1 + np.cos(np.pi * step / total)))
 

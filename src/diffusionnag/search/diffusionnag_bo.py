@@ -35,7 +35,7 @@ def _score_model(path: str) -> ScoreModel:
     """Loaded once per process: every ask of every run in a worker shares it."""
     if path:
         return load_score_model(path, "cpu")
-    from diffusionnag.assets import default_score_model
+    from diffusionnag.pretrained import default_score_model
 
     return default_score_model()
 
@@ -56,8 +56,8 @@ class DiffusionNAGBO(ModelBasedStrategy):
         epochs: int = 60,
         pool_size: int = 200,
         scale: float = 10.0,
-        sampler: str = "pc",
-        steps: int = 30,
+        sampler: str = "ode",
+        steps: int = 10,
         acquisition: str = "its",
     ) -> None:
         super().__init__(space, seed)

@@ -52,6 +52,7 @@ class RunSpec:
     journal: str
     resume: bool
     options: dict[str, Any] = field(default_factory=dict)
+    stop_at_optimum: bool = False
 
 
 def run_benchmark(
@@ -67,16 +68,20 @@ def run_benchmark(
     batch_size: int = 1,
     resume: bool = False,
     progress: bool = True,
+    stop_at_optimum: bool = False,
 ) -> dict[str, Any]:
     """Run every (dataset, strategy, seed), write journals, summary and plots; return the summary.
 
     ``strategy_options`` maps a strategy name to its keyword options. ``resume=True`` continues
     runs whose journals exist (finished runs are just read back). ``workers=1`` runs in this
-    process; more uses a process pool.
+    process; more uses a process pool. ``stop_at_optimum`` ends a run once it has evaluated the
+    table optimum: its best-so-far cannot change after that, so its curve is extended with the
+    optimum, and only the time of the steps really taken is counted.
     """
     settings = _settings(
         strategies, seeds, datasets, budget, table_path, workers, strategy_options, batch_size
     )
+    settings["stop_at_optimum"] = stop_at_optimum
     table = NB201Table.from_csv(table_path)
     out = Path(out_dir)
     specs = [
@@ -89,6 +94,7 @@ def run_benchmark(
             journal=str(out / "runs" / dataset / name / f"seed{seed}.jsonl"),
             resume=resume,
             options=settings["strategy_options"].get(name, {}),
+            stop_at_optimum=stop_at_optimum,
         )
         for dataset in settings["datasets"]
         for name in strategies
@@ -194,9 +200,12 @@ def _run_one(spec: RunSpec) -> dict[str, Any]:
         resume=spec.resume,
         batch_size=spec.batch_size,
         progress=False,
+        stop_value=table.optimum(spec.dataset)[1] if spec.stop_at_optimum else None,
     )
+    curve = history.best_so_far()
+    curve = np.concatenate([curve, np.full(spec.budget - len(curve), curve[-1])])
     return {
-        "best_so_far": history.best_so_far().tolist(),
+        "best_so_far": curve.tolist(),
         "strategy_seconds": [t.strategy_seconds for t in history],
     }
 

@@ -39,6 +39,7 @@ def run_search(
     batch_size: int = 1,
     progress: bool = True,
     result_path: str | Path | None = None,
+    stop_value: float | None = None,
 ) -> History:
     """Evaluate ``budget`` distinct cells (by canonical key) proposed by ``strategy``.
 
@@ -46,6 +47,7 @@ def run_search(
     existing journal (its header must match these settings) and continues; without a journal
     there it starts one. The final result (settings, trajectory, best) is written atomically to
     ``result_path``, by default next to the journal as ``<journal stem>.result.json``.
+    ``stop_value``: end early once a trial reaches it (a benchmark that knows the optimum).
     """
     header = run_header(strategy, evaluator, space, budget, batch_size)
     if resume and journal_path is None:
@@ -58,7 +60,7 @@ def run_search(
             strategy.tell(history, trial)
         with tqdm(total=budget, initial=len(history), disable=not progress, unit="cell") as bar:
             bar.set_description(f"{strategy.name} {evaluator.dataset}")
-            _loop(strategy, evaluator, history, budget, batch_size, journal, bar)
+            _loop(strategy, evaluator, history, budget, batch_size, journal, bar, stop_value)
     finally:
         if journal is not None:
             journal.close()
@@ -137,9 +139,12 @@ def _loop(
     batch_size: int,
     journal: Journal | None,
     bar: tqdm,
+    stop_value: float | None,
 ) -> None:
     pending, share = _rest_of_batch(strategy, history, budget, batch_size)
     while len(history) < budget:
+        if stop_value is not None and history.best is not None and history.best.value >= stop_value:
+            return
         if not pending:
             n = min(batch_size, budget - len(history))
             start = time.perf_counter()

@@ -1,0 +1,121 @@
+"""One search run as a user starts it: evaluator from a spec, strategy by name, journal, report.
+
+``benchmark`` specs: ``nb201:<dataset>`` queries the NATS-Bench table (cifar10, cifar100,
+ImageNet16-120); ``train:<dataset>`` trains every candidate for real (digits, folder:PATH,
+cifar10, cifar100 from a local root). Outputs sit next to ``out`` (``run.json``): the journal
+``run.jsonl`` (appended per trial, so ``resume`` continues a killed run) and ``run.png``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from diffusionnag.benchmarks.base import Evaluator
+from diffusionnag.benchmarks.training import TrainConfig, TrainingEvaluator, TrainProgress
+from diffusionnag.search import get_strategy
+from diffusionnag.search.history import History
+from diffusionnag.search.run import run_search
+from diffusionnag.spaces import SearchSpace, get_space
+
+BENCHMARK_KINDS = ("nb201", "train")
+
+
+@dataclass(frozen=True)
+class SearchJob:
+    strategy: str = "diffusionnag-bo"
+    space: str = "nb201"
+    benchmark: str = "train:digits"
+    budget: int = 20
+    seed: int = 0
+    out: Path = Path("runs/search/run.json")
+    resume: bool = False
+    table: Path | None = None
+    data_root: Path | None = None
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=4))
+    options: dict[str, Any] = field(default_factory=dict)
+    progress: bool = True
+
+
+def build_evaluator(job: SearchJob, space: SearchSpace) -> Evaluator:
+    """The evaluator a ``benchmark`` spec names; ``ValueError`` lists the valid kinds."""
+    kind, _, dataset = job.benchmark.partition(":")
+    if kind not in BENCHMARK_KINDS or not dataset:
+        raise ValueError(
+            f"unknown benchmark {job.benchmark!r}; use nb201:<dataset> or train:<dataset>"
+        )
+    if space.name != "nb201":
+        raise ValueError(f"benchmark {job.benchmark!r} evaluates nb201 cells, not {space.name!r}")
+    if kind == "nb201":
+        from diffusionnag.benchmarks.nb201_table import NB201Table, TableEvaluator
+        from diffusionnag.benchmarks.shared_data import default_table_path
+
+        return TableEvaluator(NB201Table.from_csv(job.table or default_table_path()), dataset)
+    from diffusionnag.benchmarks.datasets import load_dataset
+
+    data = load_dataset(dataset, job.data_root, seed=job.seed)
+    return TrainingEvaluator(data, job.train, progress=_candidate_bar() if job.progress else None)
+
+
+def _candidate_bar():
+    """A progress bar per trained candidate, fed by the evaluator's per-step callback."""
+    bar: list[tqdm] = []
+
+    def update(step: TrainProgress) -> None:
+        if step.epoch == 1 and step.batch == 1:
+            if bar:
+                bar.pop().close()
+            total = step.epochs * step.batches
+            bar.append(tqdm(total=total, desc="  training candidate", leave=False, unit="step"))
+        bar[0].update(1)
+        bar[0].set_postfix(epoch=f"{step.epoch}/{step.epochs}", loss=f"{step.loss:.3f}")
+
+    return update
+
+
+def run_job(job: SearchJob) -> History:
+    """Run (or resume) the search and write the journal, the result JSON and the plot."""
+    space = get_space(job.space)
+    evaluator = build_evaluator(job, space)
+    strategy = get_strategy(job.strategy, space, job.seed, **job.options)
+    out = Path(job.out)
+    journal = out.with_suffix(".jsonl")
+    if journal.exists() and not job.resume:
+        raise ValueError(f"{journal} exists: pass --resume to continue that run, or another --out")
+    history = run_search(
+        strategy,
+        evaluator,
+        space,
+        job.budget,
+        journal_path=journal,
+        resume=job.resume,
+        progress=job.progress,
+        result_path=out,
+    )
+    plot_history(history, out.with_suffix(".png"), f"{job.strategy} on {job.benchmark}")
+    return history
+
+
+def best_table(history: History, space: SearchSpace, top: int = 5) -> str:
+    """A plain-text table of the best cells: rank, value, test accuracy where known, cell."""
+    lines = [f"{'rank':>4}  {'value':>7}  {'test':>7}  cell"]
+    for rank, trial in enumerate(history.top(top), start=1):
+        test = trial.metrics.get("test_accuracy")
+        test_text = f"{test:7.2f}" if test is not None else "      -"
+        lines.append(f"{rank:>4}  {trial.value:7.2f}  {test_text}  {space.to_string(trial.arch)}")
+    return "\n".join(lines)
+
+
+def plot_history(history: History, path: Path, title: str) -> None:
+    from diffusionnag.search.plots import plot_best_so_far
+
+    curve = history.best_so_far()
+    if len(curve) == 0:
+        return
+    plot_best_so_far(
+        {title.split(" on ")[0]: curve[None, :]}, float(np.nanmax(curve)), path, title=title
+    )
