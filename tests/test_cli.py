@@ -177,7 +177,7 @@ def test_train_score_errors_are_one_line(
 def test_usage_errors_are_one_line(tmp_path: Path, capsys) -> None:
     _assert_one_line_error(main([]), capsys, "required: COMMAND")
     _assert_one_line_error(main(["train-score"]), capsys, "required: --out")
-    _assert_one_line_error(main(["search"]), capsys, "invalid choice: 'search'")
+    _assert_one_line_error(main(["teleport"]), capsys, "invalid choice: 'teleport'")
     output_file = _a_file(tmp_path)
     _assert_one_line_error(
         main(["train-score", "--out", str(output_file)]), capsys, "plain.txt is a file"

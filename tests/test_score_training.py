@@ -116,7 +116,6 @@ def test_interrupted_then_resumed_run_is_identical(tmp_path: Path) -> None:
             assert torch.equal(resumed[key], tensor), f"{name}{key} differs after resume"
 
 
-@pytest.mark.xfail(strict=True, reason="build_score_model initialises from torch's global RNG")
 def test_same_config_gives_the_same_weights(tmp_path: Path) -> None:
     config = dataclasses.replace(TINY, steps=2)
     first = train_score_model(config, tmp_path / "a", device="cpu", progress=False)

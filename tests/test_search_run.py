@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from strategy_options import FAST_OPTIONS
 
 from diffusionnag.benchmarks.base import EvalResult, Evaluator
 from diffusionnag.benchmarks.nb201_table import NB201Table, TableEvaluator
@@ -16,8 +17,6 @@ from diffusionnag.search import STRATEGIES, History, get_strategy
 from diffusionnag.search.run import run_search
 from diffusionnag.spaces.base import Arch
 from diffusionnag.spaces.nb201 import NB201Space
-
-FAST_OPTIONS = {"bananas": {"members": 3, "epochs": 15, "num_candidates": 40}}
 
 
 class Killed(RuntimeError):

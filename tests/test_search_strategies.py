@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from strategy_options import FAST_OPTIONS
 
 from diffusionnag.benchmarks.base import EvalResult, Evaluator
 from diffusionnag.benchmarks.nb201_table import NB201Table, TableEvaluator
@@ -25,8 +26,6 @@ from diffusionnag.spaces.base import Arch
 from diffusionnag.spaces.nb201 import NB201Space
 
 BUDGET = 30
-# Small networks keep BANANAS to a fraction of a second per ask; every other option is default.
-FAST_OPTIONS = {"bananas": {"members": 3, "epochs": 15, "num_candidates": 40}}
 
 
 class CountingEvaluator(Evaluator):

@@ -16,6 +16,8 @@ import math
 from collections.abc import Collection, Sequence
 from numbers import Integral
 
+import numpy as np
+
 from diffusionnag.spaces.base import Arch, SearchSpace
 
 
@@ -61,3 +63,25 @@ def expected_uniqueness_uniform(num_draws: int, space_size: int) -> float:
 
 def _ratio(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
+
+
+def rank_correlations(predicted: Sequence[float], actual: Sequence[float]) -> dict[str, float]:
+    """Kendall's tau-b and Spearman's rho between predictions and true values."""
+    p, a = np.asarray(predicted, dtype=float), np.asarray(actual, dtype=float)
+    if p.shape != a.shape or p.size < 2:
+        raise ValueError("rank correlation needs two equally long sequences of >= 2 values")
+    dp = np.sign(p[:, None] - p[None, :])
+    da = np.sign(a[:, None] - a[None, :])
+    concordance = (dp * da).sum()
+    ties = np.sqrt((dp != 0).sum() * (da != 0).sum())
+    tau = float(concordance / ties) if ties else 0.0
+    return {"kendall_tau": tau, "spearman": float(np.corrcoef(_ranks(p), _ranks(a))[0, 1])}
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Average ranks, ties sharing the mean of their positions."""
+    order = values.argsort(kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(len(values))
+    _, inverse = np.unique(values, return_inverse=True)
+    return np.bincount(inverse, ranks)[inverse] / np.bincount(inverse)[inverse]

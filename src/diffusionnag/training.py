@@ -93,7 +93,10 @@ def training_architectures(space: SearchSpace, config: ScoreTrainConfig) -> list
 def build_score_model(config: ScoreTrainConfig) -> ScoreModel:
     space = get_space(config.space)
     sde = build_sde(config.sde, **config.sde_params)
-    return ScoreModel(space, sde, ScoreNetwork(space, config.network), config)
+    with torch.random.fork_rng(devices=[]):  # seeded by the config, global RNG untouched
+        torch.manual_seed(config.seed)
+        network = ScoreNetwork(space, config.network)
+    return ScoreModel(space, sde, network, config)
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:

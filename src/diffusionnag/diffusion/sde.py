@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import Tensor
@@ -80,6 +80,8 @@ class VESDE(SDE):
             raise ValueError(
                 f"need 0 < sigma_min < sigma_max, got {self.sigma_min} and {self.sigma_max}"
             )
+        if not 0 < self.t_min < 1:
+            raise ValueError(f"t_min must be in (0, 1), got {self.t_min}")
 
     def sigma(self, t: Tensor) -> Tensor:
         return self.sigma_min * (self.sigma_max / self.sigma_min) ** t
@@ -110,6 +112,14 @@ class VPSDE(SDE):
     beta_max: float = 20.0
     t_min: float = 1e-3
 
+    def __post_init__(self) -> None:
+        if not 0 < self.beta_min < self.beta_max:
+            raise ValueError(
+                f"need 0 < beta_min < beta_max, got {self.beta_min} and {self.beta_max}"
+            )
+        if not 0 < self.t_min < 1:
+            raise ValueError(f"t_min must be in (0, 1), got {self.t_min}")
+
     def beta(self, t: Tensor) -> Tensor:
         return self.beta_min + t * (self.beta_max - self.beta_min)
 
@@ -134,6 +144,13 @@ def build_sde(name: str, **params: float) -> SDE:
     """An SDE by registered name (``ve`` or ``vp``) with its parameters."""
     if name not in SDES:
         raise ValueError(f"unknown SDE {name!r}; known: {', '.join(SDES)}")
+    known = {f.name for f in fields(SDES[name])}  # type: ignore[arg-type]
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ValueError(
+            f"{name} SDE has no parameter {', '.join(unknown)}; its parameters: "
+            f"{', '.join(sorted(known))}"
+        )
     return SDES[name](**params)
 
 

@@ -1,0 +1,81 @@
+"""Shared pieces of the command line: one-line errors, option types, safe output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from diffusionnag.device import DEVICE_CHOICES
+from diffusionnag.training import (
+    atomic_write,
+)
+
+PROG = "diffusionnag"
+USAGE_ERROR = 2
+
+
+class UsageError(ValueError):
+    """A command line argparse rejects; reported like any other user mistake."""
+
+
+class Parser(argparse.ArgumentParser):
+    # argparse would print the whole usage block and exit; one line is easier to read in logs.
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def positive_int(text: str) -> int:
+    value = parse_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = parse_int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def parse_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help=f"{', '.join(DEVICE_CHOICES)} or cuda:N (default: auto = CUDA when available)",
+    )
+
+
+def check_writable(path: Path, *, folder: bool) -> None:
+    """Fail before minutes of work rather than at the final write."""
+    if path.exists() and path.is_dir() != folder:
+        kind = "a folder" if path.is_dir() else "a file"
+        raise ValueError(f"output path {path} is {kind}")
+    parent = path if folder else path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"cannot write to {path}: {parent} is not a folder")
+    try:  # a real probe: permission bits say nothing for root or special file systems
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as error:
+        raise ValueError(f"cannot write to {path}: {error.strerror} in {parent}") from None
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    text = json.dumps(data, indent=2) + "\n"
+    try:
+        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    except OSError as error:
+        raise ValueError(f"cannot write {path}: {error.strerror}") from None

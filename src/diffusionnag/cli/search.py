@@ -1,0 +1,142 @@
+"""``search`` (one run; with no options the main job) and ``benchmark`` (strategies x seeds)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from diffusionnag.benchmarks.training import TrainConfig
+from diffusionnag.cli.common import add_device_option, check_writable, positive_int
+from diffusionnag.search import STRATEGIES
+from diffusionnag.search.job import SearchJob, best_table, run_job
+from diffusionnag.spaces import SPACES, get_space
+
+DEFAULT_JOB = SearchJob()
+
+
+def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "search",
+        help="search for an architecture (no options: DiffusionNAG-BO on digits, real training)",
+        description="Run one search strategy against a benchmark, journaling every evaluation.",
+    )
+    parser.add_argument("--strategy", choices=sorted(STRATEGIES), default=DEFAULT_JOB.strategy)
+    parser.add_argument("--space", choices=sorted(SPACES), default=DEFAULT_JOB.space)
+    parser.add_argument(
+        "--benchmark",
+        default=DEFAULT_JOB.benchmark,
+        help="nb201:<cifar10|cifar100|ImageNet16-120> (table) or train:<digits|folder:PATH|"
+        "cifar10|cifar100> (real training); default %(default)s",
+    )
+    parser.add_argument("--table", type=Path, help="NATS-Bench topology CSV for nb201:*")
+    parser.add_argument("--data-root", type=Path, help="folder holding local CIFAR files")
+    parser.add_argument("--budget", type=positive_int, default=DEFAULT_JOB.budget)
+    parser.add_argument("--seed", type=int, default=DEFAULT_JOB.seed)
+    parser.add_argument("--out", type=Path, default=DEFAULT_JOB.out, help="result JSON")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=DEFAULT_JOB.train.epochs,
+        help="training epochs per candidate (train:*)",
+    )
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a strategy option, e.g. --option scale=5 (repeatable)",
+    )
+    add_device_option(parser)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def parse_options(pairs: list[str]) -> dict:
+    """``NAME=VALUE`` pairs, values read as JSON where they parse (numbers, true/false)."""
+    options = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ValueError(f"strategy option {pair!r} is not of the form NAME=VALUE")
+        try:
+            options[name] = json.loads(value)
+        except json.JSONDecodeError:
+            options[name] = value
+    return options
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    check_writable(args.out, folder=False)
+    job = SearchJob(
+        strategy=args.strategy,
+        space=args.space,
+        benchmark=args.benchmark,
+        budget=args.budget,
+        seed=args.seed,
+        out=args.out,
+        resume=args.resume,
+        table=args.table,
+        data_root=args.data_root,
+        train=TrainConfig(epochs=args.epochs, seed=args.seed, device=args.device),
+        options=parse_options(args.option),
+        progress=not args.quiet,
+    )
+    history = run_job(job)
+    space = get_space(args.space)
+    print(best_table(history, space))
+    best = history.best
+    if best is not None:
+        test = best.metrics.get("test_accuracy")
+        test_text = f", test accuracy {test:.2f} %" if test is not None else ""
+        print(f"chosen cell: {space.to_string(best.arch)} (value {best.value:.2f}{test_text})")
+    print(
+        f"results -> {args.out}, journal -> {args.out.with_suffix('.jsonl')}, "
+        f"plot -> {args.out.with_suffix('.png')}"
+    )
+    return 0
+
+
+def add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "benchmark",
+        help="run strategies x seeds on the NB201 table in parallel processes",
+        description="Compare search strategies on the NATS-Bench table: journals, a summary "
+        "table and best-so-far plots.",
+    )
+    parser.add_argument("--strategies", nargs="+", default=sorted(STRATEGIES))
+    parser.add_argument("--datasets", nargs="+", default=["cifar10", "cifar100", "ImageNet16-120"])
+    parser.add_argument("--seeds", type=positive_int, default=20, help="seeds 0..N-1")
+    parser.add_argument("--budget", type=positive_int, default=200)
+    parser.add_argument("--table", type=Path, help="NATS-Bench topology CSV")
+    parser.add_argument("--out", type=Path, default=Path("runs/benchmark"))
+    parser.add_argument("--workers", type=positive_int, default=2)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument(
+        "--stop-at-optimum",
+        action="store_true",
+        help="end a run once it evaluated the table optimum",
+    )
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from diffusionnag.benchmarks.shared_data import default_table_path
+    from diffusionnag.search.harness import run_benchmark
+
+    unknown = sorted(set(args.strategies) - set(STRATEGIES))
+    if unknown:
+        raise ValueError(f"unknown strategies {unknown}; known: {', '.join(sorted(STRATEGIES))}")
+    summary = run_benchmark(
+        args.strategies,
+        list(range(args.seeds)),
+        args.datasets,
+        args.budget,
+        args.table or default_table_path(),
+        args.out,
+        args.workers,
+        resume=args.resume,
+        stop_at_optimum=args.stop_at_optimum,
+    )
+    print((args.out / "summary.md").read_text())
+    print(f"summary -> {args.out / 'summary.json'}; plots in {args.out}")
+    return 0 if summary else 1
