@@ -145,7 +145,9 @@ def main() -> None:
     parser.add_argument("--num", type=int, default=1000)
     parser.add_argument("--train-cells", type=int, default=100)
     parser.add_argument("--scale", type=float, default=10.0)
-    parser.add_argument("--budget-weight", type=float, default=1.0)
+    parser.add_argument("--budget-weight", type=float, default=3.0)
+    parser.add_argument("--budget-scale", type=float, default=3.0)
+    parser.add_argument("--budget-only", action="store_true", help="write budget.json only")
     parser.add_argument("--sweep", type=float, nargs="*", default=[1.0, 3.0, 10.0, 30.0])
     parser.add_argument("--sampler", default="pc")
     parser.add_argument("--steps", type=int, default=50)
@@ -156,6 +158,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     model = load_score_model(args.score, "cpu")
     table = NB201Table.from_csv(default_table_path())
+    if args.budget_only:
+        (args.out / "budget.json").write_text(json.dumps(budget_run(model, table, args), indent=2))
+        return
     report: dict = {"settings": {k: str(v) for k, v in vars(args).items()}}
     for dataset in args.datasets:
         runs = [run_seed(model, table, dataset, seed, args) for seed in range(args.seeds)]

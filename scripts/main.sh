@@ -9,8 +9,7 @@ if [[ "$#" -gt 0 ]]; then
   exec diffusionnag "$@"
 fi
 
-# ---- main job: one command line; replace it (e.g. with `diffusionnag search ...`) to change the job.
-# Trains a small NB201 score model (resuming if runs/default-score holds an unfinished run,
-# skipping training if it is finished), then generates 1,000 cells and prints their metrics.
-diffusionnag train-score --space nb201 --out runs/default-score --steps 1500 --batch-size 128 --hidden 32 --layers 2 --heads 2 && diffusionnag generate --checkpoint runs/default-score --num 1000 --out runs/default-generation.json
-# ---- end of main job
+# ---- main job: DiffusionNAG-BO on scikit-learn's digits, every candidate trained for real.
+# Writes runs/search/run.json (+ .jsonl journal, .png plot); `scripts/main.sh search --resume`
+# continues an interrupted run.
+exec diffusionnag search

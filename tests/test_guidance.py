@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy.stats import norm
 from torch import Tensor, nn
 
 from diffusionnag.diffusion.score_net import ScoreNetConfig
@@ -150,7 +149,8 @@ def test_budget_log_prob_and_exact_check() -> None:
     x = SPACE.encode([Arch("nb201", (3, 3, 0, 1, 2, 4)), Arch("nb201", (0,) * 6)])
     t = torch.full((2,), 0.5)
     budget = Budget(_exact(), limit=1.0, slack=0.5, weight=2.0)
-    expected = 2.0 * norm.logcdf((1.0 - np.array([2.0, 0.0])) / 0.5)
+    margin = (1.0 - np.array([2.0, 0.0])) / 0.5
+    expected = 2.0 * -np.log1p(np.exp(-margin))  # log sigmoid
     np.testing.assert_allclose(budget.log_prob(x, t).numpy(), expected, rtol=1e-5)
     objective = Objective(_exact())
     both = combined_log_prob([objective, budget])(x, t)
@@ -222,11 +222,11 @@ def test_generate_ranked_unique_feasible_and_sorted(
     limit = _params_limit()
     terms = [Objective(conv3_predictor), Budget(params_predictor, limit)]
     ranked = generate_ranked(
-        model, terms, 40, scale=2.0, sampler=SAMPLER, batch=100, max_rounds=3, seed=0
+        model, terms, 90, scale=2.0, sampler=SAMPLER, batch=100, max_rounds=3, seed=0
     )
     found = [r["new_unique"] for r in ranked.rounds]
-    assert len(ranked.archs) == min(40, sum(found)) >= 10
-    assert sum(found[:-1]) < 40  # it stops after the round that reaches num_unique
+    assert len(ranked.archs) == min(90, sum(found)) >= 10
+    assert sum(found[:-1]) < 90  # it stops after the round that reaches num_unique
     assert all(SPACE.costs(a)["params"] <= limit for a in ranked.archs)
     keys = [SPACE.canonical_key(a) for a in ranked.archs]
     assert len(set(keys)) == len(keys)

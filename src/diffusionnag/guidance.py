@@ -78,11 +78,13 @@ class Objective:
 
 @dataclass(frozen=True)
 class Budget:
-    """A hard limit ``cost <= limit`` (in the cost's own units), guided by log P(cost <= limit).
+    """A hard limit ``cost <= limit`` (in the cost's own units), guided by a soft feasibility
+    log-probability ``log sigmoid((limit - cost) / slack)`` (standardised units).
 
-    The predicted cost is taken as Gaussian with std ``slack`` (standardised units), so the log
-    probability is ``log Phi((limit - cost) / slack)``: flat when well inside the budget, a steep
-    push back when over it. Budgets are enforced again on the decoded architectures.
+    Flat inside the budget and a push back when over it whose gradient is bounded by
+    ``1 / slack``: the Gaussian ``log Phi`` form grows linearly with the violation and, in our
+    measurements, drove most samples off the data manifold (validity 9 % at scale 10).
+    Budgets are enforced again on the decoded architectures.
     """
 
     predictor: TrainedPredictor
@@ -98,7 +100,7 @@ class Budget:
     def log_prob(self, x: Tensor, t: Tensor) -> Tensor:
         cost = self.predictor.standardised(x, t)
         limit = (self.limit - self.predictor.mean) / self.predictor.scale
-        return self.weight * torch.special.log_ndtr((limit - cost) / self.slack)
+        return self.weight * torch.nn.functional.logsigmoid((limit - cost) / self.slack)
 
 
 def combined_log_prob(terms: Sequence[Objective | Budget]) -> LogProb:

@@ -18,9 +18,18 @@ from diffusionnag.cli.common import (
 )
 from diffusionnag.device import resolve_device
 from diffusionnag.diffusion.sde import SDES
-from diffusionnag.generate import SAMPLER_NAMES, SamplerConfig, generate
+from diffusionnag.generate import SAMPLER_NAMES, Generation, SamplerConfig, generate
+from diffusionnag.guidance import (
+    Budget,
+    Objective,
+    combined_log_prob,
+    generate_ranked,
+    guided,
+    sigma_scaled,
+)
 from diffusionnag.metrics import generation_metrics
-from diffusionnag.spaces import SPACES, SearchSpace
+from diffusionnag.predictors.objective import load_predictor
+from diffusionnag.spaces import SPACES, Arch, SearchSpace
 from diffusionnag.training import (
     STATE_FILE,
     ScoreTrainConfig,
@@ -150,9 +159,57 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0)
     add_device_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument_group(
-        "guidance", "steering generation with a predictor (options to come: --guide, --scale)"
+    guide = parser.add_argument_group("guidance", "steer generation with trained predictors")
+    guide.add_argument(
+        "--guide",
+        action="append",
+        default=[],
+        metavar="FOLDER[:DIRECTION[:WEIGHT]]",
+        help="predictor folder to maximize (default) or minimize, with a weight (repeatable)",
     )
+    guide.add_argument(
+        "--budget",
+        action="append",
+        default=[],
+        metavar="FOLDER:LIMIT",
+        help="cost predictor folder (train-predictor --cost) and its limit, enforced (repeatable)",
+    )
+    guide.add_argument("--scale", type=float, default=10.0, help="guidance scale k")
+    guide.add_argument(
+        "--unique",
+        type=positive_int,
+        help="generate until this many unique valid cells within budget, ranked best first",
+    )
+
+
+def guidance_terms(args: argparse.Namespace, device: str) -> list[Objective | Budget]:
+    """Objectives and budgets from ``--guide`` and ``--budget`` options."""
+    terms: list[Objective | Budget] = []
+    for spec in args.guide:
+        folder, *rest = spec.split(":")
+        direction = rest[0] if rest else "maximize"
+        weight = _number(rest[1], spec) if len(rest) > 1 else 1.0
+        terms.append(Objective(load_predictor(folder, device), direction, weight))
+    for spec in args.budget:
+        folder, sep, limit = spec.rpartition(":")
+        if not sep:
+            raise ValueError(f"--budget {spec!r} must be FOLDER:LIMIT")
+        predictor = load_predictor(folder, device)
+        metric = predictor.meta.get("cost")
+        if not metric:
+            raise ValueError(
+                f"--budget needs a cost predictor (train-predictor --cost); {folder} "
+                f"predicts {predictor.meta.get('target')!r}"
+            )
+        terms.append(Budget(predictor, _number(limit, spec), metric))
+    return terms
+
+
+def _number(text: str, spec: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} in {spec!r} is not a number") from None
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -161,7 +218,32 @@ def cmd_generate(args: argparse.Namespace) -> int:
     check_writable(args.out, folder=False)
     started = time.perf_counter()
     model = load_score_model(args.checkpoint, device=args.device)
-    result = generate(model, args.num, sampler, seed=args.seed, progress=not args.quiet)
+    terms = guidance_terms(args, args.device)
+    if args.unique and not terms:
+        raise ValueError("--unique ranks guided cells: give at least one --guide or --budget")
+    if args.unique:
+        ranked = generate_ranked(
+            model,
+            terms,
+            args.unique,
+            scale=args.scale,
+            sampler=sampler,
+            batch=args.num,
+            seed=args.seed,
+        )
+        result = Generation(
+            list(ranked.archs),
+            sum(r["seconds"] for r in ranked.rounds),
+            {"rounds": ranked.rounds, "predicted": ranked.predicted.tolist()},
+        )
+    else:
+        score = None
+        if terms:
+            log_p = combined_log_prob(terms)
+            score = guided(model.score_fn(), log_p, sigma_scaled(args.scale, model.sde.std))
+        result = generate(
+            model, args.num, sampler, seed=args.seed, score=score, progress=not args.quiet
+        )
     train = set(training_architectures(model.space, model.config))
     metrics = generation_metrics(model.space, result.archs, train)
     notes = _novelty_notes(model.space, model.config)
@@ -177,6 +259,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
             "device": str(resolve_device(args.device)),
             "checkpoint": str(args.checkpoint.resolve()),
             "checkpoint_config": dataclasses.asdict(model.config),
+            "guide": args.guide,
+            "budget": args.budget,
+            "scale": args.scale if terms else 0.0,
+            "unique": args.unique,
+            **result.settings,
         },
         "timing": {
             "generate_seconds": result.seconds,
@@ -188,7 +275,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print(f"{name:<21} {value:.4f}")
     for note in notes:
         print(f"note: {note}")
-    print(f"wrote {args.num} cells ({result.seconds:.1f} s of sampling) -> {args.out}")
+    if terms:
+        _print_budgets(terms, result.valid)
+    print(f"wrote {len(result.archs)} cells ({result.seconds:.1f} s of sampling) -> {args.out}")
     return 0
 
 
@@ -199,3 +288,10 @@ def _novelty_notes(space: SearchSpace, config: ScoreTrainConfig) -> list[str]:
             "(train with --holdout > 0 to measure it)"
         ]
     return []
+
+
+def _print_budgets(terms: list[Objective | Budget], valid: list[Arch]) -> None:
+    for term in terms:
+        if isinstance(term, Budget) and valid:
+            share = sum(term.satisfied(a) for a in valid) / len(valid)
+            print(f"within {term.metric} <= {term.limit:g}: {share:.4f} of valid cells")
