@@ -12,4 +12,4 @@ fi
 # ---- main job: DiffusionNAG-BO on scikit-learn's digits, every candidate trained for real.
 # Writes runs/search/run.json (+ .jsonl journal, .png plot); `scripts/main.sh search --resume`
 # continues an interrupted run.
-exec diffusionnag search
+exec diffusionnag search --resume
