@@ -31,8 +31,8 @@ from diffusionnag.training import atomic_write, load_tensors
 ACCURACY_FLOOR_QUANTILE = 0.3
 """Floor for maximised accuracy targets. Guidance and ranking only need the good region right;
 without a floor the long tail of broken cells (10 % accuracy on NB201) dominates the squared
-error. On CIFAR-10 with 100 training cells it lifted the true accuracy of the predictor's top 5
-over the whole table from about 93.5 to 94.3 (three seeds)."""
+error and the predictor ranks the top of the table worse (seen in exploratory runs on CIFAR-10
+with 100 training cells; not a recorded benchmark)."""
 
 
 @dataclass(frozen=True)
