@@ -83,7 +83,7 @@ class Budget:
 
     Flat inside the budget and a push back when over it whose gradient is bounded by
     ``1 / slack``: the Gaussian ``log Phi`` form grows linearly with the violation and, in our
-    measurements, drove most samples off the data manifold (validity 9 % at scale 10).
+    measurements, drove most samples off the data manifold.
     Budgets are enforced again on the decoded architectures.
     """
 
