@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from diffusionnag.nn.costs import count_flops, count_parameters
 from diffusionnag.nn.mbv3 import (
     MBV3Costs,
     MBV3Net,
     block_specs,
-    count_flops,
-    count_params,
     make_divisible,
     mbv3_costs,
     mbv3_flops,
@@ -44,7 +43,7 @@ def test_make_divisible() -> None:
 )
 def test_analytic_params_equal_built_model(arch, width_mult: float, num_classes: int) -> None:
     model = MBV3Net(arch, width_mult=width_mult, num_classes=num_classes)
-    assert mbv3_params(arch, width_mult, num_classes) == count_params(model)
+    assert mbv3_params(arch, width_mult, num_classes) == count_parameters(model)
 
 
 @pytest.mark.parametrize(
@@ -59,7 +58,9 @@ def test_analytic_params_equal_built_model(arch, width_mult: float, num_classes:
 )
 def test_analytic_flops_equal_hook_counted(arch, resolution: int, width_mult: float) -> None:
     model = MBV3Net(arch, width_mult=width_mult, num_classes=10)
-    assert mbv3_flops(arch, resolution, width_mult, 10) == count_flops(model, resolution)
+    assert mbv3_flops(arch, resolution, width_mult, 10) == count_flops(
+        model, (1, 3, resolution, resolution)
+    )
     assert model.training  # counting does not leave the model in eval mode
 
 

@@ -182,42 +182,6 @@ class MBV3Net(nn.Module):
         return self.classifier(x)  # [B, num_classes]
 
 
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def count_flops(model: nn.Module, resolution: int) -> int:
-    """Conv and linear multiply-accumulates of one ``resolution``-pixel image, counted by hooks."""
-    total = 0
-
-    def conv_hook(module: nn.Conv2d, _: tuple[Tensor, ...], out: Tensor) -> None:
-        nonlocal total
-        kh, kw = module.kernel_size
-        total += out.numel() * (module.in_channels // module.groups) * kh * kw
-
-    def linear_hook(module: nn.Linear, _: tuple[Tensor, ...], out: Tensor) -> None:
-        nonlocal total
-        total += out.numel() * module.in_features
-
-    handles = []
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            handles.append(module.register_forward_hook(conv_hook))
-        elif isinstance(module, nn.Linear):
-            handles.append(module.register_forward_hook(linear_hook))
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            device = next(model.parameters()).device
-            model(torch.zeros(1, 3, resolution, resolution, device=device))
-    finally:
-        model.train(was_training)
-        for handle in handles:
-            handle.remove()
-    return total
-
-
 def _out_size(size: int, stride: int) -> int:
     """Spatial size after an odd-kernel conv with padding ``kernel // 2``."""
     return (size - 1) // stride + 1
