@@ -14,7 +14,13 @@ import torch
 from diffusionnag.cli import build_parser, main, train_config_from_args
 from diffusionnag.diffusion.score_net import ScoreNetConfig
 from diffusionnag.spaces.nb201 import NB201Space
-from diffusionnag.training import CONFIG_FILE, MODEL_FILE, ScoreTrainConfig, build_score_model
+from diffusionnag.training import (
+    CONFIG_FILE,
+    MODEL_FILE,
+    ScoreTrainConfig,
+    build_score_model,
+    default_train_config,
+)
 
 TINY_TRAIN = [
     "--steps", "20", "--batch-size", "32", "--hidden", "16", "--layers", "1", "--heads", "2",
@@ -104,6 +110,13 @@ def test_train_config_overrides_only_given_options() -> None:
     vp = _config("--sde", "vp")
     assert vp.sde == "vp" and set(vp.sde_params) == {"beta_min", "beta_max", "t_min"}
     assert build_score_model(vp).sde.std(torch.ones(1)).item() > 0.99
+
+
+def test_train_config_starts_from_the_spaces_recommended_settings() -> None:
+    mbv3 = _config("--space", "mbv3", "--steps", "7")
+    assert mbv3 == dataclasses.replace(default_train_config("mbv3"), steps=7)
+    assert mbv3.network.head == "categorical" and mbv3.network.messages
+    assert _config("--space", "mbv3", "--hidden", "8").network.head == "categorical"
 
 
 def _corrupt(checkpoint: Path, tmp_path: Path) -> Path:

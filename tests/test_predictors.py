@@ -3,6 +3,7 @@ training pairs load from the documented file formats or fail naming the file and
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -16,9 +17,11 @@ from diffusionnag.diffusion.sde import VESDE
 from diffusionnag.predictors.data import COST_METRICS, cost_pairs, load_pairs
 from diffusionnag.predictors.objective import (
     PredictorConfig,
+    TrainedEnsemble,
     TrainedPredictor,
     load_predictor,
     save_predictor,
+    train_ensemble,
     train_predictor,
 )
 from diffusionnag.spaces import Arch
@@ -128,6 +131,53 @@ def test_floor_raises_low_targets_to_the_quantile(cells: tuple[list[Arch], np.nd
         train_predictor(SPACE, SDE, archs, values, dataclasses.replace(TINY, floor_quantile=1.0))
 
 
+@pytest.fixture(scope="module")
+def ensemble(cells: tuple[list[Arch], np.ndarray]) -> TrainedEnsemble:
+    archs, values = cells
+    return train_ensemble(
+        SPACE, SDE, archs[:NUM_TRAIN], values[:NUM_TRAIN], TINY, members=3, device="cpu"
+    )
+
+
+def test_ensemble_members_are_independent_predictors(
+    cells: tuple[list[Arch], np.ndarray], ensemble: TrainedEnsemble
+) -> None:
+    archs, values = cells[0][NUM_TRAIN:], cells[1][NUM_TRAIN:]
+    members = ensemble.member_predictions(archs)
+    assert members.shape == (3, len(archs))
+    assert np.abs(members[0] - members[1]).max() > 1e-3  # their own initialisation and batches
+    for member in members:
+        assert spearmanr(member, values).statistic > 0.85
+    np.testing.assert_allclose(ensemble.predict(archs), members.mean(0), rtol=1e-6)
+    # The vmapped call is each member's own network with its slice of the stacked weights.
+    x = SPACE.encode(archs[:5]) * 0.7 + 0.1
+    t = torch.full((5,), 0.4)
+    for m in range(3):
+        network = copy.deepcopy(ensemble.template)
+        network.load_state_dict(
+            {k: v[m] for k, v in {**ensemble.params, **ensemble.buffers}.items()}
+        )
+        torch.testing.assert_close(
+            ensemble.member_outputs(x, t)[m], network(x, SDE.std(t)), rtol=1e-5, atol=1e-6
+        )
+
+
+def test_ensemble_is_deterministic_by_seed_and_guides(
+    cells: tuple[list[Arch], np.ndarray], ensemble: TrainedEnsemble
+) -> None:
+    archs, values = cells[0][:NUM_TRAIN], cells[1][:NUM_TRAIN]
+    again = train_ensemble(SPACE, SDE, archs, values, TINY, members=3, device="cpu")
+    np.testing.assert_array_equal(
+        again.member_predictions(cells[0][NUM_TRAIN:]),
+        ensemble.member_predictions(cells[0][NUM_TRAIN:]),
+    )
+    x = SPACE.encode(archs[:4]).requires_grad_(True)
+    (grad,) = torch.autograd.grad(ensemble.standardised(x, torch.full((4,), 0.3)).sum(), x)
+    assert grad.shape == x.shape and grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="at least one member, got 0"):
+        train_ensemble(SPACE, SDE, archs, values, TINY, members=0, device="cpu")
+
+
 def test_train_predictor_rejects_bad_values(cells: tuple[list[Arch], np.ndarray]) -> None:
     archs = cells[0][:4]
     with pytest.raises(ValueError, match="at least two architectures, each with one value"):
@@ -199,6 +249,15 @@ PAIRS = [
 ]
 
 
+def _run_result(pairs: list[tuple[str, float | None]]) -> dict:
+    """What ``run_search`` writes, trimmed to what ``load_pairs`` reads; None marks a failure."""
+    trajectory = [
+        {"index": i, "arch": cell, "value": value, "failed": value is None}
+        for i, (cell, value) in enumerate(pairs)
+    ]
+    return {"settings": {"space": "nb201"}, "num_evaluated": len(pairs), "trajectory": trajectory}
+
+
 def _write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
     path.write_text(text)
@@ -211,6 +270,7 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
         ("list.json", json.dumps([{"cell": c, "value": v} for c, v in PAIRS])),
         ("pairs.json", json.dumps([[c, v] for c, v in PAIRS])),
         ("mapping.json", json.dumps(dict(PAIRS))),
+        ("run.json", json.dumps(_run_result([PAIRS[0], (PAIRS[1][0], None), PAIRS[1]]))),
         ("pairs.csv", "value,cell\n" + "".join(f"{v},{c}\n" for c, v in PAIRS)),
     ],
 )
@@ -258,6 +318,27 @@ BAD_CELL = GOOD.replace("nor_conv_3x3~0", "conv_9x9~0", 1)
         ("one.json", json.dumps([[GOOD, 1.0]]), r"one\.json holds 1 pairs; at least 2"),
         ("shape.json", json.dumps([[GOOD, 1.0, 2.0]]), r"item 0 is not a \(cell, value\) pair"),
         ("scalar.json", "3", r"must hold a JSON list of pairs or an object"),
+        (
+            "other.json",
+            json.dumps({"settings": {}, "trials": []}),
+            r"other\.json holds a JSON object that is neither a search result .* nor a mapping",
+        ),
+        (
+            "failed.json",
+            json.dumps(_run_result([PAIRS[0], (PAIRS[1][0], None)])),
+            r"failed\.json holds 1 pairs; at least 2",
+        ),
+        ("steps.json", json.dumps({"trajectory": 3}), r"'trajectory' must be a list of trials"),
+        (
+            "trial.json",
+            json.dumps({"trajectory": [{"cell": GOOD, "value": 1.0}]}),
+            r"trajectory item 0 is not a trial with 'arch' and 'value'",
+        ),
+        (
+            "space.json",
+            json.dumps({**_run_result(PAIRS), "settings": {"space": "mbv3"}}),
+            r"space\.json is a search in space 'mbv3', not 'nb201'",
+        ),
         ("broken.json", "[[", r"broken\.json is not valid JSON"),
     ],
 )

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from diffusionnag.diffusion.sampling import ScoreFn
 from diffusionnag.generate import DEFAULT_SAMPLER, SamplerConfig, generate
-from diffusionnag.predictors.objective import TrainedPredictor
+from diffusionnag.predictors.objective import Predictor
 from diffusionnag.spaces import Arch
 from diffusionnag.training import ScoreModel
 
@@ -56,7 +56,7 @@ class Objective:
     ``target`` (in the objective's units) it is the Gaussian log-density of hitting that value.
     """
 
-    predictor: TrainedPredictor
+    predictor: Predictor
     direction: str = "maximize"
     weight: float = 1.0
     target: float | None = None
@@ -87,7 +87,7 @@ class Budget:
     Budgets are enforced again on the decoded architectures.
     """
 
-    predictor: TrainedPredictor
+    predictor: Predictor
     limit: float
     metric: str = "params"
     weight: float = 1.0
@@ -131,7 +131,7 @@ def generate_ranked(
     num_unique: int,
     *,
     scale: float,
-    ranker: TrainedPredictor | None = None,
+    ranker: Predictor | None = None,
     sampler: SamplerConfig = DEFAULT_SAMPLER,
     batch: int = 1000,
     decay: float = 0.5,

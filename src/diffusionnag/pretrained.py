@@ -17,7 +17,7 @@ from pathlib import Path
 
 from diffusionnag.training import (
     ScoreModel,
-    ScoreTrainConfig,
+    default_train_config,
     load_score_model,
     read_config,
     train_score_model,
@@ -36,12 +36,13 @@ def cache_dir() -> Path:
 
 
 def default_score_model(space: str = "nb201", *, progress: bool = False) -> ScoreModel:
-    """The default-config score model of ``space``, trained into the cache on first use.
+    """The score model of ``space`` under its recommended config (``default_train_config``),
+    shipped or trained into the cache on first use.
 
     The folder name carries a digest of the config, so a changed default trains a new model
     instead of loading a stale one; an interrupted first training resumes.
     """
-    config = ScoreTrainConfig(space=space)
+    config = default_train_config(space)
     shipped = SHIPPED / f"score-{space}"
     if shipped.is_dir() and read_config(shipped) == config:
         return load_score_model(shipped, "cpu")

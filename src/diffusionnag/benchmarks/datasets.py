@@ -8,6 +8,7 @@ per-channel mean and std of the training split, so no statistic leaks from valid
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import struct
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
@@ -96,6 +98,31 @@ def _make_dataset(
         resolution=images.shape[-1],
         classes=tuple(classes),
         skipped_files=skipped_files,
+    )
+
+
+def upscale(data: ImageDataset, resolution: int) -> ImageDataset:
+    """``data`` with its images resized bilinearly to ``resolution`` if they are smaller.
+
+    Images at or above ``resolution`` come back untouched (the same object): shrinking would
+    throw information away, and no caller needs it.
+    """
+    if resolution < 1:
+        raise ValueError(f"resolution must be a positive number of pixels, got {resolution}")
+    if data.resolution >= resolution:
+        return data
+
+    def grow(split: Split) -> Split:
+        size = (resolution, resolution)
+        images = F.interpolate(split.images, size=size, mode="bilinear", align_corners=False)
+        return Split(images, split.labels)  # [n, C, resolution, resolution]
+
+    return dataclasses.replace(
+        data,
+        train=grow(data.train),
+        valid=grow(data.valid),
+        test=grow(data.test),
+        resolution=resolution,
     )
 
 

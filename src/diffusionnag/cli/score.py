@@ -33,6 +33,7 @@ from diffusionnag.spaces import SPACES, Arch, SearchSpace
 from diffusionnag.training import (
     STATE_FILE,
     ScoreTrainConfig,
+    default_train_config,
     load_score_model,
     train_score_model,
     training_architectures,
@@ -59,7 +60,8 @@ def add_train_score_parser(subparsers: argparse._SubParsersAction) -> None:
         "train-score",
         help="train a score model into a checkpoint folder",
         description="Train (or resume training) a score network on a search space. "
-        "Unset options take the defaults of diffusionnag.training.ScoreTrainConfig.",
+        "Unset options take the space's recommended settings "
+        "(diffusionnag.training.default_train_config).",
     )
     parser.add_argument("--out", type=Path, required=True, help="checkpoint folder")
     parser.add_argument("--space", choices=sorted(SPACES), help="search space")
@@ -86,8 +88,8 @@ def add_train_score_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def train_config_from_args(args: argparse.Namespace) -> ScoreTrainConfig:
-    """A config that differs from the dataclass defaults only where an option was given."""
-    base = ScoreTrainConfig()
+    """A config that differs from the space's recommended one only where an option was given."""
+    base = default_train_config(args.space or ScoreTrainConfig.space)
     given = {
         field: getattr(args, dest)
         for dest, field in _TRAIN_FIELDS.items()

@@ -42,6 +42,12 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
         help="training epochs per candidate (train:*)",
     )
     parser.add_argument(
+        "--width-mult",
+        type=float,
+        default=DEFAULT_JOB.train.width_mult,
+        help="width multiplier of MobileNetV3 subnets (train:*); default %(default)s",
+    )
+    parser.add_argument(
         "--option",
         action="append",
         default=[],
@@ -78,7 +84,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         resume=args.resume,
         table=args.table,
         data_root=args.data_root,
-        train=TrainConfig(epochs=args.epochs, seed=args.seed, device=args.device),
+        train=TrainConfig(
+            epochs=args.epochs, width_mult=args.width_mult, seed=args.seed, device=args.device
+        ),
         options=parse_options(args.option),
         progress=not args.quiet,
     )

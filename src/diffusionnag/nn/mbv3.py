@@ -157,14 +157,14 @@ class MBV3Net(nn.Module):
         width_mult: float = 1.0,
         num_classes: int = 1000,
         dropout: float = 0.1,
+        in_channels: int = 3,
     ) -> None:
         super().__init__()
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+        _check_sizes(num_classes, in_channels)
         specs = block_specs(arch, width_mult)
         expand_width, mix_width = head_widths(width_mult)
         stem = specs[0].in_channels
-        self.stem = nn.Sequential(*_conv_bn(3, stem, 3, 2), nn.Hardswish(inplace=True))
+        self.stem = nn.Sequential(*_conv_bn(in_channels, stem, 3, 2), nn.Hardswish(inplace=True))
         self.blocks = nn.Sequential(*(InvertedResidual(spec) for spec in specs))
         self.final_expand = nn.Sequential(
             *_conv_bn(specs[-1].out_channels, expand_width, 1), nn.Hardswish(inplace=True)
@@ -180,6 +180,12 @@ class MBV3Net(nn.Module):
         x = self.final_expand(x).mean((2, 3), keepdim=True)  # [B, 960, 1, 1]
         x = self.feature_mix(x).flatten(1)  # [B, 1280]
         return self.classifier(x)  # [B, num_classes]
+
+
+def _check_sizes(num_classes: int, in_channels: int) -> None:
+    for label, value in [("num_classes", num_classes), ("in_channels", in_channels)]:
+        if value < 1:
+            raise ValueError(f"{label} must be at least 1, got {value}")
 
 
 def _out_size(size: int, stride: int) -> int:
@@ -209,31 +215,37 @@ def _block_cost(spec: BlockSpec, size: int) -> tuple[int, int, int]:
 
 def _head_cost(last: int, width_mult: float, num_classes: int) -> tuple[int, int]:
     """Params of the head (final expand, feature mix, classifier), MACs of its post-pool part."""
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be at least 1, got {num_classes}")
     expand_width, mix_width = head_widths(width_mult)
     params = last * expand_width + 2 * expand_width
     params += expand_width * mix_width + mix_width * num_classes + num_classes
     return params, expand_width * mix_width + mix_width * num_classes
 
 
-def mbv3_params(arch: Arch, width_mult: float = 1.0, num_classes: int = 1000) -> int:
+def mbv3_params(
+    arch: Arch, width_mult: float = 1.0, num_classes: int = 1000, in_channels: int = 3
+) -> int:
     """Closed-form parameter count of ``MBV3Net(arch, ...)`` (BN affine included, no buffers)."""
+    _check_sizes(num_classes, in_channels)
     specs = block_specs(arch, width_mult)
-    stem_params, _ = _bn_conv_cost(3, specs[0].in_channels, 3, 1, 1)
+    stem_params, _ = _bn_conv_cost(in_channels, specs[0].in_channels, 3, 1, 1)
     blocks = sum(_block_cost(spec, 1)[0] for spec in specs)
     return stem_params + blocks + _head_cost(specs[-1].out_channels, width_mult, num_classes)[0]
 
 
 def mbv3_flops(
-    arch: Arch, resolution: int = 224, width_mult: float = 1.0, num_classes: int = 1000
+    arch: Arch,
+    resolution: int = 224,
+    width_mult: float = 1.0,
+    num_classes: int = 1000,
+    in_channels: int = 3,
 ) -> int:
     """Closed-form conv + linear multiply-accumulates of one ``resolution``-pixel image."""
     if resolution < 1:
         raise ValueError(f"resolution must be a positive number of pixels, got {resolution}")
+    _check_sizes(num_classes, in_channels)
     specs = block_specs(arch, width_mult)
     size = _out_size(resolution, 2)
-    flops = _bn_conv_cost(3, specs[0].in_channels, 3, 1, size)[1]
+    flops = _bn_conv_cost(in_channels, specs[0].in_channels, 3, 1, size)[1]
     for spec in specs:
         _, block_flops, size = _block_cost(spec, size)
         flops += block_flops
@@ -244,10 +256,14 @@ def mbv3_flops(
 
 @lru_cache(maxsize=1 << 16)
 def mbv3_costs(
-    arch: Arch, resolution: int = 224, width_mult: float = 1.0, num_classes: int = 1000
+    arch: Arch,
+    resolution: int = 224,
+    width_mult: float = 1.0,
+    num_classes: int = 1000,
+    in_channels: int = 3,
 ) -> MBV3Costs:
     """Exact params and FLOPs (MACs) of ``arch``'s subnet, analytically and cached."""
     return MBV3Costs(
-        params=mbv3_params(arch, width_mult, num_classes),
-        flops=mbv3_flops(arch, resolution, width_mult, num_classes),
+        params=mbv3_params(arch, width_mult, num_classes, in_channels),
+        flops=mbv3_flops(arch, resolution, width_mult, num_classes, in_channels),
     )

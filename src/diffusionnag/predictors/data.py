@@ -15,16 +15,20 @@ COST_METRICS = ("params", "flops")
 
 
 def load_pairs(path: Path | str, space: SearchSpace) -> tuple[list[Arch], np.ndarray]:
-    """Read ``(cell, value)`` pairs from a JSON list / object or a two-column CSV.
+    """Read ``(cell, value)`` pairs from a JSON list / object, a search result or a CSV.
 
-    JSON: ``[{"cell": "...", "value": 93.1}, ...]``, ``[["...", 93.1], ...]`` or
-    ``{"...": 93.1, ...}``. CSV: a header row naming ``cell`` and ``value`` columns.
+    JSON: ``[{"cell": "...", "value": 93.1}, ...]``, ``[["...", 93.1], ...]``,
+    ``{"...": 93.1, ...}`` or the result file of a search run (``{"trajectory": [{"arch":
+    "...", "value": 93.1}, ...], ...}``), whose failed trials (``value`` null) are skipped.
+    CSV: a header row naming ``cell`` and ``value`` columns.
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"training data file {path} does not exist")
     text = path.read_text()
-    rows = _json_rows(text, path) if path.suffix.lower() == ".json" else _csv_rows(text, path)
+    rows = (
+        _json_rows(text, path, space) if path.suffix.lower() == ".json" else _csv_rows(text, path)
+    )
     if len(rows) < 2:
         raise ValueError(f"{path} holds {len(rows)} pairs; at least 2 are needed")
     archs, values = [], []
@@ -37,12 +41,19 @@ def load_pairs(path: Path | str, space: SearchSpace) -> tuple[list[Arch], np.nda
     return archs, np.asarray(values)
 
 
-def _json_rows(text: str, path: Path) -> list[tuple[str, object, object]]:
+def _json_rows(text: str, path: Path, space: SearchSpace) -> list[tuple[str, object, object]]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON: {error}") from None
+    if isinstance(data, dict) and "trajectory" in data:
+        return _run_rows(data, path, space)
     if isinstance(data, dict):
+        if not all(isinstance(v, int | float | str) for v in data.values()):
+            raise ValueError(
+                f"{path} holds a JSON object that is neither a search result (with a "
+                "'trajectory' list) nor a mapping cell -> value"
+            )
         return [(f"key {cell!r}", cell, value) for cell, value in data.items()]
     if not isinstance(data, list):
         raise ValueError(f"{path} must hold a JSON list of pairs or an object cell -> value")
@@ -54,6 +65,24 @@ def _json_rows(text: str, path: Path) -> list[tuple[str, object, object]]:
             rows.append((f"item {i}", item[0], item[1]))
         else:
             raise ValueError(f"{path} item {i} is not a (cell, value) pair: {item!r}")
+    return rows
+
+
+def _run_rows(result: dict, path: Path, space: SearchSpace) -> list[tuple[str, object, object]]:
+    """The evaluated trials of a ``run_search`` result; failed ones have no value to learn."""
+    settings = result.get("settings")
+    run_space = settings.get("space") if isinstance(settings, dict) else None
+    if run_space is not None and run_space != space.name:
+        raise ValueError(f"{path} is a search in space {run_space!r}, not {space.name!r}")
+    trajectory = result["trajectory"]
+    if not isinstance(trajectory, list):
+        raise ValueError(f"{path}: 'trajectory' must be a list of trials")
+    rows = []
+    for i, trial in enumerate(trajectory):
+        if not (isinstance(trial, dict) and {"arch", "value"} <= trial.keys()):
+            raise ValueError(f"{path} trajectory item {i} is not a trial with 'arch' and 'value'")
+        if trial["value"] is not None:
+            rows.append((f"trajectory item {i}", trial["arch"], trial["value"]))
     return rows
 
 

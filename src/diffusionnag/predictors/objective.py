@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state, vmap
 
 from diffusionnag.device import resolve_device
 from diffusionnag.diffusion.score_net import NoiseEmbedding
@@ -129,14 +130,7 @@ def train_predictor(
     meta: dict[str, Any] | None = None,
 ) -> TrainedPredictor:
     """Fit on architectures perturbed by ``sde`` at random times (``t`` drawn per example)."""
-    targets = np.asarray(values, dtype=np.float64)
-    if len(archs) != len(targets) or len(archs) < 2:
-        raise ValueError("need at least two architectures, each with one value")
-    if not np.isfinite(targets).all():
-        raise ValueError("training values must be finite numbers")
-    if not 0.0 <= config.floor_quantile < 1.0:
-        raise ValueError(f"floor quantile must be in [0, 1), got {config.floor_quantile}")
-    targets = np.maximum(targets, np.quantile(targets, config.floor_quantile))
+    targets = _prepared_targets(archs, values, config)
     dev = resolve_device(device)
     mean, scale = float(targets.mean()), float(targets.std()) or 1.0
     x0 = space.encode(archs).to(dev)
@@ -158,6 +152,123 @@ def train_predictor(
     return TrainedPredictor(space, sde, network, mean, scale, dict(meta or {}))
 
 
+def _prepared_targets(
+    archs: list[Arch], values: np.ndarray | list[float], config: PredictorConfig
+) -> np.ndarray:
+    targets = np.asarray(values, dtype=np.float64)
+    if len(archs) != len(targets) or len(archs) < 2:
+        raise ValueError("need at least two architectures, each with one value")
+    if not np.isfinite(targets).all():
+        raise ValueError("training values must be finite numbers")
+    if not 0.0 <= config.floor_quantile < 1.0:
+        raise ValueError(f"floor quantile must be in [0, 1), got {config.floor_quantile}")
+    return np.maximum(targets, np.quantile(targets, config.floor_quantile))
+
+
+@dataclass
+class TrainedEnsemble:
+    """Independently initialised predictors trained on the same targets, evaluated together.
+
+    The members' weights are stacked (``[M, ...]``) and run through one ``torch.func.vmap``:
+    a member trains exactly as it would alone (its own initialisation, batch order and noise;
+    AdamW is per parameter), but M small networks cost about one network's Python overhead,
+    which is what dominates at these sizes. ``standardised`` is the members' mean, so an
+    ensemble guides wherever a single predictor does.
+    """
+
+    space: SearchSpace
+    sde: SDE
+    template: ObjectivePredictor
+    params: dict[str, Tensor]
+    buffers: dict[str, Tensor]
+    mean: float
+    scale: float
+
+    @property
+    def members(self) -> int:
+        return next(iter(self.params.values())).shape[0]
+
+    def member_outputs(self, x: Tensor, t: Tensor) -> Tensor:
+        """``[M, B]`` standardised predictions of every member at noisy ``x`` and time ``t``."""
+        return _members_call(self.template, self.params, self.buffers, x, self.sde.std(t))
+
+    def standardised(self, x: Tensor, t: Tensor) -> Tensor:
+        return self.member_outputs(x, t).mean(0)
+
+    @torch.no_grad()
+    def member_predictions(self, archs: list[Arch]) -> np.ndarray:
+        """``[M, B]`` clean predictions in the objective's own units."""
+        device = next(iter(self.buffers.values())).device
+        x = self.space.encode(archs).to(device)
+        t = torch.full((len(archs),), self.sde.t_min, device=device)
+        return self.member_outputs(x, t).cpu().numpy() * self.scale + self.mean
+
+    def predict(self, archs: list[Arch]) -> np.ndarray:
+        """Clean ensemble-mean predictions in the objective's own units."""
+        return self.member_predictions(archs).mean(0)
+
+
+Predictor = TrainedPredictor | TrainedEnsemble
+"""Anything guidance and ranking can use: ``standardised``, ``predict``, ``mean``, ``scale``."""
+
+
+def _members_call(
+    template: nn.Module,
+    params: dict[str, Tensor],
+    buffers: dict[str, Tensor],
+    x: Tensor,
+    std: Tensor,
+) -> Tensor:
+    """``[M, B]``: every member on the same ``x [B, N, V]``, or on its own ``x [M, B, N, V]``."""
+    shared = None if x.dim() == 3 else 0
+
+    def one(p: dict[str, Tensor], b: dict[str, Tensor], xm: Tensor, sm: Tensor) -> Tensor:
+        return functional_call(template, (p, b), (xm, sm))
+
+    return vmap(one, in_dims=(0, 0, shared, shared))(params, buffers, x, std)
+
+
+def train_ensemble(
+    space: SearchSpace,
+    sde: SDE,
+    archs: list[Arch],
+    values: np.ndarray | list[float],
+    config: PredictorConfig = PredictorConfig(),
+    *,
+    members: int = 5,
+    device: str = "auto",
+) -> TrainedEnsemble:
+    """``members`` predictors fitted as :func:`train_predictor` fits one, all in one pass."""
+    if members < 1:
+        raise ValueError(f"an ensemble needs at least one member, got {members}")
+    targets = _prepared_targets(archs, values, config)
+    dev = resolve_device(device)
+    mean, scale = float(targets.mean()), float(targets.std()) or 1.0
+    x0 = space.encode(archs).to(dev)
+    y = torch.tensor((targets - mean) / scale, dtype=torch.float32, device=dev)
+    seeds = torch.Generator().manual_seed(config.seed)
+    networks = [_init_network(space, config, seeds).to(dev) for _ in range(members)]
+    params, buffers = stack_module_state(networks)
+    template = networks[0]
+    optimizer = torch.optim.AdamW(params.values(), lr=config.lr, weight_decay=config.weight_decay)
+    generator = torch.Generator(dev).manual_seed(config.seed)
+    n = len(archs)
+    for _ in range(config.epochs):
+        orders = torch.rand(members, n, generator=generator, device=dev).argsort(1)  # [M, n]
+        for batch in orders.split(config.batch_size, dim=1):  # [M, b]
+            t, noise = _noise_draws(sde, (*batch.shape, *x0.shape[1:]), config, generator)
+            noisy = sde.perturb(x0[batch].flatten(0, 1), t.flatten(), noise.flatten(0, 1))
+            outputs = _members_call(
+                template, params, buffers, noisy.view(noise.shape), sde.std(t)
+            )  # [M, b]
+            loss = (outputs - y[batch]).pow(2).mean(1).sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    params = {name: value.detach() for name, value in params.items()}
+    return TrainedEnsemble(space, sde, template.eval(), params, buffers, mean, scale)
+
+
 def _init_network(
     space: SearchSpace, config: PredictorConfig, generator: torch.Generator
 ) -> ObjectivePredictor:
@@ -174,16 +285,21 @@ def _noisy_regression_loss(
     config: PredictorConfig,
     generator: torch.Generator,
 ) -> Tensor:
-    batch = x0.shape[0]
-    t = (
-        torch.rand(batch, generator=generator, device=generator.device) * (1 - sde.t_min)
-        + sde.t_min
-    )
-    clean = torch.rand(batch, generator=generator, device=generator.device) < config.clean_fraction
-    t = torch.where(clean, torch.full_like(t, sde.t_min), t)
-    noise = torch.randn(x0.shape, generator=generator, device=generator.device)
+    t, noise = _noise_draws(sde, x0.shape, config, generator)
     prediction = network(sde.perturb(x0, t, noise), sde.std(t))
     return (prediction - y).pow(2).mean()
+
+
+def _noise_draws(
+    sde: SDE, shape: tuple[int, ...], config: PredictorConfig, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """Times ``shape[:-2]`` (a ``clean_fraction`` share at ``t_min``) and noise ``shape``."""
+    device = generator.device
+    batch = shape[:-2]
+    t = torch.rand(batch, generator=generator, device=device) * (1 - sde.t_min) + sde.t_min
+    clean = torch.rand(batch, generator=generator, device=device) < config.clean_fraction
+    t = torch.where(clean, torch.full_like(t, sde.t_min), t)
+    return t, torch.randn(shape, generator=generator, device=device)
 
 
 def save_predictor(

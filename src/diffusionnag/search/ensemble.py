@@ -12,12 +12,12 @@ every node of the fixed DAG, which is equivalent to BANANAS' adjacency-one-hot e
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
+from diffusionnag.device import single_thread
 from diffusionnag.spaces.base import Arch, SearchSpace
 
 
@@ -95,21 +95,6 @@ def fit_ensemble(
         raise ValueError(f"need at least 2 training points, got {x.shape[0]}")
     with single_thread():
         return _fit(x.float(), y.float(), generator, members, hidden, layers, epochs, lr)
-
-
-@contextmanager
-def single_thread() -> Iterator[None]:
-    """Run tiny-network work on one intra-op thread, then restore the previous setting.
-
-    Matrices of a few hundred rows gain nothing from threads, and on a busy machine the thread
-    synchronisation made training ~15x slower (measured on a loaded 2-core host).
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _fit(

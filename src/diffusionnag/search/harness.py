@@ -25,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from diffusionnag.benchmarks.nb201_table import NB201Table, TableEvaluator, resolve_dataset
+from diffusionnag.device import single_thread
 from diffusionnag.search import get_strategy
 from diffusionnag.search.base import as_seed
 from diffusionnag.search.journal import atomic_write_json, atomic_write_text
@@ -149,10 +150,13 @@ def _settings(
 
 
 def _execute(specs: list[RunSpec], workers: int, table: NB201Table) -> Iterator[dict[str, Any]]:
-    """Records of the runs, in the order of ``specs``; ``workers=1`` runs them here."""
+    """Records of the runs, in the order of ``specs``; ``workers=1`` runs them here, on one
+    intra-op thread like a worker (two threads on two busy cores made DiffusionNAG-BO's asks
+    four times slower)."""
     if workers == 1:
         _WORKER_TABLE[:] = [table]
-        yield from map(_run_one, specs)
+        with single_thread():
+            yield from map(_run_one, specs)
         return
     with ProcessPoolExecutor(
         max_workers=min(workers, len(specs)),

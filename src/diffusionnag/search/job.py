@@ -1,9 +1,10 @@
 """One search run as a user starts it: evaluator from a spec, strategy by name, journal, report.
 
 ``benchmark`` specs: ``nb201:<dataset>`` queries the NATS-Bench table (cifar10, cifar100,
-ImageNet16-120); ``train:<dataset>`` trains every candidate for real (digits, folder:PATH,
-cifar10, cifar100 from a local root). Outputs sit next to ``out`` (``run.json``): the journal
-``run.jsonl`` (appended per trial, so ``resume`` continues a killed run) and ``run.png``.
+ImageNet16-120; nb201 cells only); ``train:<dataset>`` trains every candidate for real (digits,
+folder:PATH, cifar10, cifar100 from a local root) in either space. Outputs sit next to ``out``
+(``run.json``): the journal ``run.jsonl`` (appended per trial, so ``resume`` continues a killed
+run) and ``run.png``.
 """
 
 from __future__ import annotations
@@ -48,9 +49,12 @@ def build_evaluator(job: SearchJob, space: SearchSpace) -> Evaluator:
         raise ValueError(
             f"unknown benchmark {job.benchmark!r}; use nb201:<dataset> or train:<dataset>"
         )
-    if space.name != "nb201":
-        raise ValueError(f"benchmark {job.benchmark!r} evaluates nb201 cells, not {space.name!r}")
     if kind == "nb201":
+        if space.name != "nb201":
+            raise ValueError(
+                f"benchmark {job.benchmark!r} is the NAS-Bench-201 table, which scores only "
+                f"nb201 cells, not {space.name!r} architectures; use train:<dataset> instead"
+            )
         from diffusionnag.benchmarks.nb201_table import NB201Table, TableEvaluator
         from diffusionnag.benchmarks.shared_data import default_table_path
 
@@ -58,7 +62,8 @@ def build_evaluator(job: SearchJob, space: SearchSpace) -> Evaluator:
     from diffusionnag.benchmarks.datasets import load_dataset
 
     data = load_dataset(dataset, job.data_root, seed=job.seed)
-    return TrainingEvaluator(data, job.train, progress=_candidate_bar() if job.progress else None)
+    progress = _candidate_bar() if job.progress else None
+    return TrainingEvaluator(data, job.train, progress, space=space)
 
 
 def _candidate_bar():
