@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from strategy_options import FAST_OPTIONS
 
+from diffusionnag.benchmarks.base import EvalResult, Evaluator
 from diffusionnag.benchmarks.datasets import ImageDataset, Split, load_digits, upscale
 from diffusionnag.benchmarks.training import TrainConfig, TrainingEvaluator
 from diffusionnag.nn.costs import count_flops, count_parameters
@@ -16,7 +18,7 @@ from diffusionnag.predictors.data import load_pairs
 from diffusionnag.search import get_strategy
 from diffusionnag.search.job import SearchJob, build_evaluator
 from diffusionnag.search.run import run_search
-from diffusionnag.spaces import get_space
+from diffusionnag.spaces import Arch, get_space
 
 SPACE = get_space("mbv3")
 CELL = SPACE.from_string("k3e3-k5e4/k7e6-k3e3/k3e3-k3e3-k3e3/k5e6-k5e6/k3e4-k3e3")
@@ -98,3 +100,22 @@ def test_pairs_from_a_search_run(digits: ImageDataset, tmp_path: Path) -> None:
     assert values.tolist() == [trial.value for trial in history]
     with pytest.raises(ValueError, match=r"search in space 'mbv3', not 'nb201'"):
         load_pairs(result, get_space("nb201"))
+
+
+class _FlopsEvaluator(Evaluator):
+    """A cheap stand-in objective: fewer FLOPs is better."""
+
+    space_name = "mbv3"
+    dataset = "flops"
+
+    def evaluate(self, arch: Arch) -> EvalResult:
+        return EvalResult(value=-SPACE.costs(arch)["flops"] / 1e6, dataset="flops", split="-")
+
+
+def test_diffusionnag_bo_searches_mbv3_with_the_shipped_score_model() -> None:
+    options = {**FAST_OPTIONS["diffusionnag-bo"], "num_init": 4}
+    strategy = get_strategy("diffusionnag-bo", SPACE, 0, **options)
+    history = run_search(strategy, _FlopsEvaluator(), SPACE, 6, progress=False)
+    assert len(history) == 6
+    assert len({SPACE.to_string(t.arch) for t in history}) == 6
+    assert all(SPACE.validate(t.arch) == t.arch for t in history)

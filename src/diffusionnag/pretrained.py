@@ -1,10 +1,10 @@
-"""The default score model: shipped inside the package for NB201, else trained once per machine
-into the user's cache directory.
+"""The default score models: shipped inside the package, else trained once per machine into the
+user's cache directory.
 
-The shipped NB201 model (``assets/score-nb201``: ``config.json`` and the EMA weights
-``model.pt``) is what ``diffusionnag train-score --space nb201 --out DIR`` produces with the
-default settings on CPU (seed 0, 3,000 steps); copying ``DIR/config.json`` and ``DIR/model.pt``
-there reproduces it.
+A shipped model (``assets/score-<space>``: ``config.json`` and the EMA weights ``model.pt``) is
+what ``diffusionnag train-score --space <space> --out DIR`` produces with the space's
+recommended settings on CPU (seed 0; 3,000 steps for nb201, 9,000 for mbv3); copying
+``DIR/config.json`` and ``DIR/model.pt`` there reproduces it.
 """
 
 from __future__ import annotations

@@ -33,13 +33,14 @@ from diffusionnag.training import ScoreModel, load_score_model
 
 
 @cache
-def _score_model(path: str) -> ScoreModel:
-    """Loaded once per process: every ask of every run in a worker shares it."""
+def _score_model(path: str, space: str) -> ScoreModel:
+    """Loaded once per process: every ask of every run in a worker shares it. Without a path,
+    the space's shipped default model."""
     if path:
         return load_score_model(path, "cpu")
     from diffusionnag.pretrained import default_score_model
 
-    return default_score_model()
+    return default_score_model(space)
 
 
 class DiffusionNAGBO(ModelBasedStrategy):
@@ -78,7 +79,7 @@ class DiffusionNAGBO(ModelBasedStrategy):
             raise ValueError(f"score model folder {self.score_model} does not exist")
 
     def propose_model(self, history: History, batch: Batch, rng: np.random.Generator) -> None:
-        model = _score_model(self.score_model)
+        model = _score_model(self.score_model, self.space.name)
         if model.space.name != self.space.name:
             raise ValueError(
                 f"score model is for space {model.space.name!r}, search is on {self.space.name!r}"
