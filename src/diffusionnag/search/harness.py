@@ -152,7 +152,7 @@ def _settings(
 def _execute(specs: list[RunSpec], workers: int, table: NB201Table) -> Iterator[dict[str, Any]]:
     """Records of the runs, in the order of ``specs``; ``workers=1`` runs them here, on one
     intra-op thread like a worker (two threads on two busy cores made DiffusionNAG-BO's asks
-    four times slower)."""
+    several times slower)."""
     if workers == 1:
         _WORKER_TABLE[:] = [table]
         with single_thread():
