@@ -38,15 +38,6 @@ TINY = PredictorConfig(hidden=16, layers=1, epochs=20)
 NUM = 200
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Tiny networks run several times faster on one thread than on two contended ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> ScoreModel:
     out = tmp_path_factory.mktemp("mbv3") / "score"

@@ -130,11 +130,8 @@ def train_predictor(
     meta: dict[str, Any] | None = None,
 ) -> TrainedPredictor:
     """Fit on architectures perturbed by ``sde`` at random times (``t`` drawn per example)."""
-    targets = _prepared_targets(archs, values, config)
     dev = resolve_device(device)
-    mean, scale = float(targets.mean()), float(targets.std()) or 1.0
-    x0 = space.encode(archs).to(dev)
-    y = torch.tensor((targets - mean) / scale, dtype=torch.float32, device=dev)
+    x0, y, mean, scale = _training_data(space, archs, values, config, dev)
     torch_seed = torch.Generator().manual_seed(config.seed)
     network = _init_network(space, config, torch_seed).to(dev)
     optimizer = torch.optim.AdamW(
@@ -152,9 +149,14 @@ def train_predictor(
     return TrainedPredictor(space, sde, network, mean, scale, dict(meta or {}))
 
 
-def _prepared_targets(
-    archs: list[Arch], values: np.ndarray | list[float], config: PredictorConfig
-) -> np.ndarray:
+def _training_data(
+    space: SearchSpace,
+    archs: list[Arch],
+    values: np.ndarray | list[float],
+    config: PredictorConfig,
+    device: torch.device,
+) -> tuple[Tensor, Tensor, float, float]:
+    """Encoded cells, standardised (floored) targets, and the standardisation's mean and scale."""
     targets = np.asarray(values, dtype=np.float64)
     if len(archs) != len(targets) or len(archs) < 2:
         raise ValueError("need at least two architectures, each with one value")
@@ -162,7 +164,10 @@ def _prepared_targets(
         raise ValueError("training values must be finite numbers")
     if not 0.0 <= config.floor_quantile < 1.0:
         raise ValueError(f"floor quantile must be in [0, 1), got {config.floor_quantile}")
-    return np.maximum(targets, np.quantile(targets, config.floor_quantile))
+    targets = np.maximum(targets, np.quantile(targets, config.floor_quantile))
+    mean, scale = float(targets.mean()), float(targets.std()) or 1.0
+    y = torch.tensor((targets - mean) / scale, dtype=torch.float32, device=device)
+    return space.encode(archs).to(device), y, mean, scale
 
 
 @dataclass
@@ -241,11 +246,8 @@ def train_ensemble(
     """``members`` predictors fitted as :func:`train_predictor` fits one, all in one pass."""
     if members < 1:
         raise ValueError(f"an ensemble needs at least one member, got {members}")
-    targets = _prepared_targets(archs, values, config)
     dev = resolve_device(device)
-    mean, scale = float(targets.mean()), float(targets.std()) or 1.0
-    x0 = space.encode(archs).to(dev)
-    y = torch.tensor((targets - mean) / scale, dtype=torch.float32, device=dev)
+    x0, y, mean, scale = _training_data(space, archs, values, config, dev)
     seeds = torch.Generator().manual_seed(config.seed)
     networks = [_init_network(space, config, seeds).to(dev) for _ in range(members)]
     params, buffers = stack_module_state(networks)
