@@ -25,7 +25,12 @@ from diffusionnag.predictors.objective import (
     TrainedEnsemble,
     train_ensemble,
 )
-from diffusionnag.search.acquisition import ACQUISITIONS, acquisition_scores, top_indices
+from diffusionnag.search.acquisition import (
+    ACQUISITIONS,
+    acquisition_scores,
+    mean_std,
+    top_indices,
+)
 from diffusionnag.search.base import Batch, ModelBasedStrategy, Seed, check_choice, check_positive
 from diffusionnag.search.history import History
 from diffusionnag.spaces.base import SearchSpace
@@ -97,8 +102,7 @@ class DiffusionNAGBO(ModelBasedStrategy):
             pool.offer(arch)
         if not pool.archs:
             return
-        predictions = torch.tensor(ensemble.member_predictions(pool.archs))  # [M, pool]
-        mean, std = predictions.mean(0), predictions.std(0, unbiased=False)
+        mean, std = mean_std(torch.tensor(ensemble.member_predictions(pool.archs)))
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
         best = max(t.value for t in trials)
         scores = acquisition_scores(self.acquisition, mean, std, best=best, generator=generator)
