@@ -166,12 +166,12 @@ def test_unwritable_output_fails_before_sampling(checkpoint: Path, tmp_path: Pat
 
 TRAIN_ERRORS: list[tuple[str, list[str], str]] = [
     ("space", ["--space", "darts"], "argument --space: invalid choice: 'darts'"),
-    ("holdout", ["--holdout", "1"], "holdout fraction must be in [0, 1), got 1.0"),
-    ("negative-holdout", ["--holdout", "-0.1"], "holdout fraction must be in [0, 1)"),
+    ("holdout", ["--holdout", "1"], "--holdout must be in [0, 1), got 1.0"),
+    ("negative-holdout", ["--holdout", "-0.1"], "--holdout must be in [0, 1), got -0.1"),
     ("steps", ["--steps", "0"], "argument --steps: must be >= 1, got 0"),
     ("sde-param", ["--sde", "vp", "--sigma-min", "0.1"], "--sigma-min does not apply to the vp"),
     ("sde", ["--sde", "subvp"], "argument --sde: invalid choice: 'subvp'"),
-    ("heads", ["--hidden", "10", "--heads", "4"], "not divisible by 4 heads"),
+    ("heads", ["--hidden", "10", "--heads", "4"], "--hidden (10) is not divisible by --heads (4)"),
 ]
 
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 import copy
 import json
 import os
+import pickle
+import re
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,14 +25,23 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from diffusionnag.config import (
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    Bound,
+    check_ranges,
+    config_from_dict,
+)
 from diffusionnag.device import resolve_device
 from diffusionnag.diffusion.losses import dsm_loss
 from diffusionnag.diffusion.sampling import ScoreFn
 from diffusionnag.diffusion.score_net import ScoreNetConfig, ScoreNetwork
-from diffusionnag.diffusion.sde import SDE, build_sde
+from diffusionnag.diffusion.sde import SDE, SDES, build_sde
 from diffusionnag.spaces import SPACES, Arch, SearchSpace, get_space
 
 CONFIG_FILE, MODEL_FILE, STATE_FILE = "config.json", "model.pt", "state.pt"
+STATE_KEYS = ("step", "network", "ema", "optimizer")
 
 
 @dataclass(frozen=True)
@@ -50,16 +62,38 @@ class ScoreTrainConfig:
     checkpoint_every: int = 500
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.holdout_fraction < 1.0:
-            raise ValueError(f"holdout fraction must be in [0, 1), got {self.holdout_fraction}")
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError("steps and batch size must be positive")
+        if self.space not in SPACES:
+            raise ValueError(f"field 'space' must be one of {', '.join(sorted(SPACES))}")
+        if self.sde not in SDES:
+            raise ValueError(f"field 'sde' must be one of {', '.join(sorted(SDES))}")
+        check_ranges(self, TRAIN_BOUNDS)
+        check_ranges(self.network, NETWORK_BOUNDS)
+        if self.network.hidden % self.network.heads:
+            raise ValueError(
+                f"field 'network.hidden' ({self.network.hidden}) is not divisible by "
+                f"field 'network.heads' ({self.network.heads})"
+            )
+        build_sde(self.sde, **self.sde_params)  # unknown or out-of-range SDE parameters
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ScoreTrainConfig:
-        data = dict(data)
-        data["network"] = ScoreNetConfig(**data.get("network", {}))
-        return cls(**data)
+    def from_dict(cls, data: Any, where: str = "score-model config") -> ScoreTrainConfig:
+        """The config in ``data`` (every field required and checked); errors name ``where``."""
+        return config_from_dict(cls, data, where)
+
+
+TRAIN_BOUNDS = {
+    "steps": POSITIVE,
+    "batch_size": POSITIVE,
+    "lr": Bound(0, low_open=True),
+    "ema_decay": FRACTION,
+    "seed": NON_NEGATIVE,
+    "holdout_fraction": FRACTION,
+    "train_size": POSITIVE,
+    "checkpoint_every": POSITIVE,
+}
+NETWORK_BOUNDS = dict.fromkeys(
+    ("hidden", "layers", "heads", "mlp_ratio", "fourier_features"), POSITIVE
+)
 
 
 SPACE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -128,17 +162,46 @@ def _driftless(sde: SDE) -> bool:
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through ``write(tmp)`` then rename, so a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    """Write through ``write(tmp)`` then rename, so a reader never sees a half-written file.
+
+    The file gets the permissions any new file gets (0666 less the umask), not mkstemp's 0600.
+    Temporary files of ``path`` left by a killed earlier write are removed first. An
+    ``OSError`` (disk full, permissions) becomes a ``ValueError`` naming ``path``.
+    """
+    path = Path(path)
     try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp creates owner-only files; results are meant to be shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            write(Path(tmp))
+            os.chmod(tmp, 0o666 & ~current_umask())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError as error:
+        raise ValueError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete ``.NAME.XXXXXXXX.tmp`` files that :func:`atomic_write` of ``path`` left behind
+    when killed (mkstemp's 8 random characters, so other names' temporaries never match)."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")
+    for stale in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+        if pattern.fullmatch(stale.name):
+            stale.unlink(missing_ok=True)
+
+
+def glob_escape(name: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", name)
 
 
 def _save_checkpoint(out: Path, config: ScoreTrainConfig, state: dict[str, Any]) -> None:
@@ -147,15 +210,44 @@ def _save_checkpoint(out: Path, config: ScoreTrainConfig, state: dict[str, Any])
     atomic_write(out / MODEL_FILE, lambda p: torch.save(state["ema"], p))
 
 
-def load_tensors(path: Path) -> dict[str, Any]:
+def load_tensors(path: Path) -> Any:
+    """What ``torch.save`` wrote to ``path``, through the safe loader only (tensors, plain
+    containers and numbers; nothing that could run code)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's multi-line advice must not reach the user
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise ValueError(f"checkpoint file {path} is missing") from None
     except Exception as error:  # torch raises several unrelated types for a corrupt file
+        refused = re.search(r"GLOBAL ([\w.]+)", str(error))
+        if isinstance(error, pickle.UnpicklingError) and refused:
+            raise ValueError(
+                f"{path} is not a weights file written by diffusionnag "
+                f"(it holds a {refused.group(1)} object)"
+            ) from None
+        message = " ".join(str(error).split("\n", 1)[0].split())
         raise ValueError(
-            f"checkpoint file {path} is corrupt or not a checkpoint: {error}"
+            f"checkpoint file {path} is corrupt or not a checkpoint: {message}"
         ) from None
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    """A ``state_dict`` file: names mapped to tensors, else ``ValueError`` naming ``path``."""
+    weights = load_tensors(path)
+    if not isinstance(weights, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()
+    ):
+        raise ValueError(
+            f"{path} holds {_kind(weights)}, not the network weights (a dict of tensors)"
+        )
+    return weights
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return f"a dict with keys {', '.join(map(str, list(value)[:4]))}"
+    return f"a {type(value).__name__}"
 
 
 def read_config(folder: Path) -> ScoreTrainConfig:
@@ -164,23 +256,31 @@ def read_config(folder: Path) -> ScoreTrainConfig:
         raise ValueError(
             f"{folder} is not a score-model checkpoint folder: {CONFIG_FILE} is missing"
         )
+    return ScoreTrainConfig.from_dict(read_json(path), str(path))
+
+
+def read_json(path: Path) -> Any:
+    """The JSON in ``path``; ``ValueError`` naming the file for bad bytes, JSON or I/O."""
     try:
-        return ScoreTrainConfig.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError) as error:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path} is corrupt: {error}") from None
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
 
 
 def load_score_model(folder: Path | str, device: str = "auto") -> ScoreModel:
     """Rebuild a score model from its checkpoint folder (EMA weights)."""
     folder = Path(folder)
+    dev = resolve_device(device)
     model = build_score_model(read_config(folder))
     try:
-        model.network.load_state_dict(load_tensors(folder / MODEL_FILE))
+        model.network.load_state_dict(load_weights(folder / MODEL_FILE))
     except RuntimeError as error:
         raise ValueError(
             f"weights in {folder / MODEL_FILE} do not fit its config: {error}"
         ) from None
-    model.network.to(resolve_device(device)).eval()
+    model.network.to(dev).eval()
     return model
 
 
@@ -267,8 +367,18 @@ def _maybe_resume(
             f"{out} holds a checkpoint trained with different settings; use a new folder or "
             "the same settings to resume"
         )
-    state = load_tensors(out / STATE_FILE)
-    network.load_state_dict(state["network"])
-    ema.load_state_dict(state["ema"])
-    optimizer.load_state_dict(state["optimizer"])
-    return int(state["step"])
+    path = out / STATE_FILE
+    state = load_tensors(path)
+    if not isinstance(state, dict) or set(state) != set(STATE_KEYS):
+        raise ValueError(
+            f"{path} holds {_kind(state)}, not a training state ({', '.join(STATE_KEYS)})"
+        )
+    try:
+        network.load_state_dict(state["network"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"{path} does not fit its config: {error}") from None
+    if type(state["step"]) is not int or not 0 <= state["step"] <= config.steps:
+        raise ValueError(f"{path}: step {state['step']!r} is not in [0, {config.steps}]")
+    return state["step"]

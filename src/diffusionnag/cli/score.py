@@ -89,6 +89,22 @@ def add_train_score_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def train_config_from_args(args: argparse.Namespace) -> ScoreTrainConfig:
     """A config that differs from the space's recommended one only where an option was given."""
+    try:
+        return _train_config(args)
+    except ValueError as error:  # name the option the user typed, not the config field
+        message = str(error)
+        for field, option in _OPTION_OF_FIELD.items():
+            message = message.replace(f"field {field!r}", option)
+        raise ValueError(message) from None
+
+
+_OPTION_OF_FIELD = {
+    **{field: "--" + dest.replace("_", "-") for dest, field in _TRAIN_FIELDS.items()},
+    **{f"network.{name}": f"--{name}" for name in _NETWORK_FIELDS},
+}
+
+
+def _train_config(args: argparse.Namespace) -> ScoreTrainConfig:
     base = default_train_config(args.space or ScoreTrainConfig.space)
     given = {
         field: getattr(args, dest)
