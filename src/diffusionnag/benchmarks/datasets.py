@@ -4,6 +4,10 @@ Every dataset comes back as train/valid/test splits of normalised ``[n, C, H, W]
 and ``[n]`` integer labels. Splits that the source does not fix are drawn by a seeded stratified
 split, so the same seed gives the same split on every run and machine. Normalisation uses the
 per-channel mean and std of the training split, so no statistic leaks from valid or test.
+
+CIFAR's python batches are pickles, read by :class:`CifarUnpickler`, which builds only the
+dicts, lists, bytes and numpy arrays the format holds: a file whose pickle names any other
+callable (a hostile ``__reduce__``) is refused before anything runs.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -37,7 +42,8 @@ class Split:
 
 @dataclass(frozen=True)
 class ImageDataset:
-    """``skipped_files`` counts image files of a folder dataset that could not be decoded."""
+    """``skipped_files`` counts image files of a folder dataset that could not be decoded;
+    ``split_seed`` is the seed of the splits the source does not fix."""
 
     name: str
     train: Split
@@ -48,6 +54,7 @@ class ImageDataset:
     resolution: int
     classes: tuple[str, ...]
     skipped_files: int = 0
+    split_seed: int = 0
 
 
 def stratified_split(
@@ -75,6 +82,8 @@ def _make_dataset(
     indices: Sequence[np.ndarray],
     classes: Sequence[str],
     skipped_files: int = 0,
+    *,
+    split_seed: int,
 ) -> ImageDataset:
     """Normalise ``images`` ([n, C, H, W] in [0, 1]) in place by training statistics; split."""
     for split_name, index in zip(("train", "valid", "test"), indices, strict=True):
@@ -98,6 +107,7 @@ def _make_dataset(
         resolution=images.shape[-1],
         classes=tuple(classes),
         skipped_files=skipped_files,
+        split_seed=split_seed,
     )
 
 
@@ -135,7 +145,9 @@ def load_digits(*, seed: int = 0) -> ImageDataset:
     labels = np.asarray(bunch.target, dtype=np.int64)
     indices = stratified_split(labels, SPLIT_FRACTIONS, np.random.default_rng(seed))
     classes = [str(c) for c in range(10)]
-    return _make_dataset("digits", images, torch.from_numpy(labels), indices, classes)
+    return _make_dataset(
+        "digits", images, torch.from_numpy(labels), indices, classes, split_seed=seed
+    )
 
 
 def _decode(path: Path, resolution: int) -> np.ndarray | None:
@@ -195,7 +207,13 @@ def load_image_folder(root: Path | str, *, resolution: int = 32, seed: int = 0) 
     label_array = np.asarray(labels, dtype=np.int64)
     indices = stratified_split(label_array, SPLIT_FRACTIONS, np.random.default_rng(seed))
     return _make_dataset(
-        f"folder:{root}", images, torch.from_numpy(label_array), indices, classes, skipped
+        f"folder:{root}",
+        images,
+        torch.from_numpy(label_array),
+        indices,
+        classes,
+        skipped,
+        split_seed=seed,
     )
 
 
@@ -205,15 +223,63 @@ _CIFAR = {
 }
 
 
+class CifarUnpickler(pickle.Unpickler):
+    """Unpickles only what CIFAR's python batches are made of: numpy arrays (as numpy 1 and 2
+    pickle them), bytes (as Python 3 pickles them at protocol 2), dicts, lists and numbers."""
+
+    ALLOWED = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy.core.numeric", "_frombuffer"),
+            ("numpy._core.numeric", "_frombuffer"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("_codecs", "encode"),
+        }
+    )
+
+    def __init__(self, handle: BinaryIO, path: Path) -> None:
+        super().__init__(handle, encoding="bytes")
+        self.path = path
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise ValueError(
+                f"{self.path} is not a CIFAR python batch: it asks to build {module}.{name}, "
+                "which the format never holds (refused, nothing was run)"
+            )
+        return super().find_class(module, name)
+
+
+def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``[n, 3, 32, 32]`` uint8 images and ``[n]`` labels of one batch file."""
+    try:
+        with open(path, "rb") as handle:
+            batch = CifarUnpickler(handle, path).load()
+    except OSError as error:
+        raise ValueError(f"cannot read CIFAR batch {path}: {error.strerror}") from None
+    except ValueError:
+        raise
+    except Exception as error:  # a truncated or garbled pickle fails in many ways
+        raise ValueError(f"CIFAR batch {path} is corrupt: {error!r}") from None
+    if not isinstance(batch, dict) or b"data" not in batch:
+        raise ValueError(f"CIFAR batch {path} is not a dict with a b'data' entry")
+    labels = batch.get(b"labels", batch.get(b"fine_labels"))
+    data = batch[b"data"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2:
+        raise ValueError(f"CIFAR batch {path}: b'data' is not a [n, 3072] uint8 array")
+    if data.shape[1] != 3 * 32 * 32 or not isinstance(labels, list):
+        raise ValueError(f"CIFAR batch {path}: expected [n, 3072] pixels and a list of labels")
+    if len(labels) != len(data) or not all(type(label) is int for label in labels):
+        raise ValueError(f"CIFAR batch {path}: {len(data)} images but labels do not match")
+    return data.reshape(-1, 3, 32, 32), np.asarray(labels, dtype=np.int64)
+
+
 def _read_cifar_batches(folder: Path, names: list[str]) -> tuple[Tensor, np.ndarray]:
-    images, labels = [], []
-    for name in names:
-        # The official python release is pickled; these are files the user put there.
-        with open(folder / name, "rb") as handle:
-            batch = pickle.load(handle, encoding="bytes")
-        images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        labels.append(np.asarray(batch.get(b"labels", batch.get(b"fine_labels")), dtype=np.int64))
-    return torch.from_numpy(np.concatenate(images)).float().div_(255.0), np.concatenate(labels)
+    images, labels = zip(*(read_cifar_batch(folder / name) for name in names), strict=True)
+    pixels = torch.from_numpy(np.concatenate(images)).float().div_(255.0)
+    return pixels, np.concatenate(labels)
 
 
 def load_cifar(
@@ -244,7 +310,8 @@ def load_cifar(
     test_idx = np.arange(len(train_labels), len(labels))
     num_classes = 10 if name == "cifar10" else 100
     classes = [str(c) for c in range(num_classes)]
-    return _make_dataset(name, images, labels, [train_idx, valid_idx, test_idx], classes)
+    indices = [train_idx, valid_idx, test_idx]
+    return _make_dataset(name, images, labels, indices, classes, split_seed=seed)
 
 
 def load_dataset(

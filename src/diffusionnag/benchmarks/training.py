@@ -12,11 +12,13 @@ same result without touching the global RNG.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -235,6 +237,23 @@ class TrainingEvaluator(Evaluator):
         self.config = config
         self.progress = progress
         self.device = resolve_device(config.device)
+
+    def protocol(self) -> dict[str, Any]:
+        """Everything besides the architecture that fixes :meth:`evaluate`'s answer (recorded
+        in search journals): the training settings, the device kind and the data split."""
+        train = {k: v for k, v in dataclasses.asdict(self.config).items() if k != "device"}
+        data = self.data
+        return {
+            "train": train,
+            "device": self.device.type,
+            "data": {
+                "name": data.name,
+                "split_seed": data.split_seed,
+                "sizes": [len(data.train), len(data.valid), len(data.test)],
+                "resolution": data.resolution,
+                "skipped_files": data.skipped_files,
+            },
+        }
 
     def evaluate(self, arch: Arch) -> EvalResult:
         cfg = self.config

@@ -1,9 +1,12 @@
 """The benchmark runner: strategies x seeds x datasets on the NAS-Bench-201 table, in parallel.
 
-Each run is an ordinary :func:`~diffusionnag.search.run.run_search` with its own journal, so a
-killed benchmark continues with ``resume=True``. Runs go to a pool of ``workers`` local
-processes (started clean, one intra-op torch thread each: the strategies' networks are tiny, and
-several processes on few cores would otherwise fight over threads). Outputs under ``out_dir``::
+Each run has its own journal, so a killed benchmark continues with ``resume=True``. Runs go to
+an :class:`~diffusionnag.execution.Executor`: this process for ``workers=1``, else a pool of
+local processes (started clean, one intra-op torch thread each, exiting when this process
+dies). Only this process writes journals: it locks a run's journal and replays it before the
+run is submitted, and appends each trial the worker sends back, so a worker can never write
+after the parent is gone, and the journal of a killed benchmark holds exactly the trials the
+parent received. Outputs under ``out_dir``::
 
     runs/<dataset>/<strategy>/seed<k>.jsonl        journal of one run
     runs/<dataset>/<strategy>/seed<k>.result.json  its final result
@@ -13,23 +16,23 @@ several processes on few cores would otherwise fight over threads). Outputs unde
 
 from __future__ import annotations
 
-import multiprocessing
-from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from diffusionnag.benchmarks.nb201_table import NB201Table, TableEvaluator, resolve_dataset
 from diffusionnag.device import single_thread
-from diffusionnag.search import get_strategy
+from diffusionnag.execution import Channel, Executor, InProcessExecutor, LocalPoolExecutor
 from diffusionnag.search.base import as_seed
-from diffusionnag.search.journal import atomic_write_json, atomic_write_text
-from diffusionnag.search.run import run_search
+from diffusionnag.search.history import History, Trial
+from diffusionnag.search.job import build_strategy
+from diffusionnag.search.journal import Journal, atomic_write_json, atomic_write_text, open_journal
+from diffusionnag.search.run import check_budget, run_header, run_result, search_trials
 from diffusionnag.search.summary import (
     expected_best_of_random,
     random_yardstick,
@@ -107,8 +110,7 @@ def run_benchmark(
             f"{len(existing)} run journal(s) already exist under {out} (e.g. {existing[0]}); "
             "pass resume=True to continue them, or choose another out_dir"
         )
-    runs = _execute(specs, workers, table)
-    records = list(tqdm(runs, total=len(specs), disable=not progress, desc="runs", unit="run"))
+    records = _execute(specs, workers, table, progress)
     summary = _summarise(settings, specs, records, table)
     _write_outputs(out, summary, specs, records, table)
     return summary
@@ -136,8 +138,9 @@ def _settings(
     extra = sorted(set(options) - set(strategies))
     if extra:
         raise ValueError(f"options given for strategies not being run: {', '.join(extra)}")
+    check_budget(NB201Space(), budget)
     for name in strategies:
-        get_strategy(name, NB201Space(), 0, **options.get(name, {}))
+        build_strategy(name, NB201Space(), 0, options.get(name, {}))
     return {
         "strategies": list(strategies),
         "seeds": [as_seed(seed) for seed in seeds],
@@ -149,36 +152,106 @@ def _settings(
     }
 
 
-def _execute(specs: list[RunSpec], workers: int, table: NB201Table) -> Iterator[dict[str, Any]]:
-    """Records of the runs, in the order of ``specs``; ``workers=1`` runs them here, on one
-    intra-op thread like a worker (two threads on two busy cores made DiffusionNAG-BO's asks
-    several times slower)."""
-    if workers == 1:
-        _WORKER_TABLE[:] = [table]
-        with single_thread():
-            yield from map(_run_one, specs)
-        return
-    with ProcessPoolExecutor(
-        max_workers=min(workers, len(specs)),
-        mp_context=_clean_process_context(),
-        initializer=_init_worker,
-        initargs=(table,),
-    ) as pool:
-        yield from pool.map(_run_one, specs)
+def _execute(
+    specs: list[RunSpec], workers: int, table: NB201Table, progress: bool
+) -> list[dict[str, Any]]:
+    """Records of the runs, in the order of ``specs``.
 
-
-def _clean_process_context() -> multiprocessing.context.BaseContext:
-    """Workers that share no threads or CUDA state with this process.
-
-    A fork server, started once with this module (and so torch) imported, forks the workers:
-    as clean as spawning but the imports are paid once, not once per worker. Spawn where there
-    is no fork server. Either way a calling script needs the ``if __name__ == "__main__":`` guard.
+    ``workers=1`` runs them here, on one intra-op thread like a worker (two threads on two busy
+    cores made DiffusionNAG-BO's asks several times slower). A run's journal is opened when the
+    run is submitted and closed when it ends, so at most ``2 * workers`` are open at a time.
     """
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
-        return context
-    return multiprocessing.get_context("spawn")
+    _init_worker(table)  # the parent builds every run's journal header
+    if workers == 1:
+        with single_thread():
+            return _drive(specs, InProcessExecutor(), 1, progress)
+    executor = LocalPoolExecutor(
+        min(workers, len(specs)), preload=(__name__,), setup=_init_worker, setup_args=(table,)
+    )
+    return _drive(specs, executor, 2 * workers, progress)
+
+
+@dataclass
+class _OpenRun:
+    """A submitted run as the parent sees it: its locked journal and the history so far."""
+
+    spec: RunSpec
+    header: dict[str, Any]
+    journal: Journal
+    history: History
+    replayed: list[dict[str, Any]]
+    done: bool = False
+
+    def receive(self, message: tuple[Any, ...]) -> None:
+        if message[0] == "done":
+            self.done = True
+            return
+        trial = Trial.from_json(message[2], self.history.space)
+        self.history.append(trial)  # checks the index and that the cell is new
+        self.journal.append(trial)
+
+    def finish(self) -> dict[str, Any]:
+        """Close the journal, write the run's result file; the record for the summary."""
+        self.journal.close()
+        journal = Path(self.spec.journal)
+        result_path = journal.with_name(journal.stem + ".result.json")
+        atomic_write_json(result_path, run_result(self.history, self.header))
+        curve = self.history.best_so_far()
+        curve = np.concatenate([curve, np.full(self.spec.budget - len(curve), curve[-1])])
+        return {
+            "best_so_far": curve.tolist(),
+            "strategy_seconds": [t.strategy_seconds for t in self.history],
+        }
+
+
+def _drive(
+    specs: list[RunSpec], executor: Executor, window: int, progress: bool
+) -> list[dict[str, Any]]:
+    """Submit runs (at most ``window`` at a time), record what they send back, collect them."""
+    runs: dict[int, _OpenRun] = {}
+    records: list[dict[str, Any]] = [{} for _ in specs]
+    waiting = deque(range(len(specs)))
+    in_flight: dict[Any, int] = {}
+    channel = executor.channel(lambda message: runs[message[1]].receive(message))
+    finished = False
+    try:
+        with tqdm(total=len(specs), disable=not progress, desc="runs", unit="run") as bar:
+            while waiting or in_flight:
+                while waiting and len(in_flight) < window:
+                    number = waiting.popleft()
+                    runs[number] = _open_run(specs[number])
+                    future = executor.submit(
+                        _run_one, number, specs[number], runs[number].replayed, channel
+                    )
+                    in_flight[future] = number
+                channel.drain(timeout=0.05)
+                for future in [f for f in in_flight if f.done()]:
+                    future.result()  # a worker's exception surfaces here
+                    number = in_flight[future]
+                    if runs[number].done:  # every message of the run has arrived
+                        del in_flight[future]
+                        records[number] = runs.pop(number).finish()
+                        bar.update(1)
+        finished = True
+    finally:
+        for run in runs.values():
+            run.journal.close()
+        executor.shutdown(wait=finished)
+    return records
+
+
+def _open_run(spec: RunSpec) -> _OpenRun:
+    (table,) = _WORKER_TABLE
+    space = NB201Space()
+    strategy = build_strategy(spec.strategy, space, spec.seed, spec.options)
+    evaluator = TableEvaluator(table, spec.dataset)
+    header = run_header(strategy, evaluator, space, spec.budget, spec.batch_size)
+    journal, trials = open_journal(spec.journal, header, space, resume=spec.resume)
+    history = History(space)
+    for trial in trials:
+        history.append(trial)
+    replayed = [trial.to_json(space) for trial in trials]
+    return _OpenRun(spec, header, journal, history, replayed)
 
 
 _WORKER_TABLE: list[NB201Table] = []
@@ -186,32 +259,24 @@ _WORKER_TABLE: list[NB201Table] = []
 
 
 def _init_worker(table: NB201Table) -> None:
-    torch.set_num_threads(1)
     _WORKER_TABLE[:] = [table]
 
 
-def _run_one(spec: RunSpec) -> dict[str, Any]:
-    """Run (or resume, or read back) one search; the curve and timings for the summary."""
+def _run_one(number: int, spec: RunSpec, replayed: list[dict[str, Any]], channel: Channel) -> None:
+    """Continue one search from its replayed trials, sending each new trial to the parent."""
     (table,) = _WORKER_TABLE
     space = NB201Space()
-    strategy = get_strategy(spec.strategy, space, spec.seed, **spec.options)
-    history = run_search(
-        strategy,
+    search_trials(
+        build_strategy(spec.strategy, space, spec.seed, spec.options),
         TableEvaluator(table, spec.dataset),
         space,
         spec.budget,
-        journal_path=spec.journal,
-        resume=spec.resume,
+        [Trial.from_json(record, space) for record in replayed],
         batch_size=spec.batch_size,
-        progress=False,
+        on_trial=lambda trial: channel.put(("trial", number, trial.to_json(space))),
         stop_value=table.optimum(spec.dataset)[1] if spec.stop_at_optimum else None,
     )
-    curve = history.best_so_far()
-    curve = np.concatenate([curve, np.full(spec.budget - len(curve), curve[-1])])
-    return {
-        "best_so_far": curve.tolist(),
-        "strategy_seconds": [t.strategy_seconds for t in history],
-    }
+    channel.put(("done", number))
 
 
 def _summarise(

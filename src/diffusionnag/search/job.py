@@ -9,19 +9,25 @@ run) and ``run.png``.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from diffusionnag.benchmarks.base import Evaluator
 from diffusionnag.benchmarks.training import TrainConfig, TrainingEvaluator, TrainProgress
-from diffusionnag.search import get_strategy
+from diffusionnag.config import check_type
+from diffusionnag.search import STRATEGIES, SearchStrategy, get_strategy
 from diffusionnag.search.history import History
-from diffusionnag.search.run import run_search
+from diffusionnag.search.run import check_budget, run_search
 from diffusionnag.spaces import SearchSpace, get_space
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 BENCHMARK_KINDS = ("nb201", "train")
 
@@ -82,11 +88,25 @@ def _candidate_bar():
     return update
 
 
+def build_strategy(
+    name: str, space: SearchSpace, seed: int, options: Mapping[str, Any]
+) -> SearchStrategy:
+    """:func:`get_strategy` with each option first checked against its parameter's type, so
+    ``scale="abc"`` or ``multivariate="maybe"`` (from ``--option``) is one clear error."""
+    if name in STRATEGIES:
+        parameters = inspect.signature(STRATEGIES[name].__init__, eval_str=True).parameters
+        for key, value in options.items():
+            if key in parameters:
+                check_type(f"option {key} of strategy {name!r}", value, parameters[key].annotation)
+    return get_strategy(name, space, seed, **options)
+
+
 def run_job(job: SearchJob) -> History:
     """Run (or resume) the search and write the journal, the result JSON and the plot."""
     space = get_space(job.space)
+    check_budget(space, job.budget)
+    strategy = build_strategy(job.strategy, space, job.seed, job.options)
     evaluator = build_evaluator(job, space)
-    strategy = get_strategy(job.strategy, space, job.seed, **job.options)
     out = Path(job.out)
     journal = out.with_suffix(".jsonl")
     if journal.exists() and not job.resume:
@@ -115,12 +135,18 @@ def best_table(history: History, space: SearchSpace, top: int = 5) -> str:
     return "\n".join(lines)
 
 
-def plot_history(history: History, path: Path, title: str) -> None:
+def plot_history(history: History, path: Path, title: str) -> Figure | None:
+    """The run's best-so-far curve; the dotted line is the best value this run found (a single
+    run knows no table optimum, and a training run has none)."""
     from diffusionnag.search.plots import plot_best_so_far
 
     curve = history.best_so_far()
-    if len(curve) == 0:
-        return
-    plot_best_so_far(
-        {title.split(" on ")[0]: curve[None, :]}, float(np.nanmax(curve)), path, title=title
+    if np.isnan(curve).all():
+        return None
+    return plot_best_so_far(
+        {title.split(" on ")[0]: curve[None, :]},
+        float(np.nanmax(curve)),
+        path,
+        title=title,
+        reference_label="best found",
     )

@@ -1,39 +1,35 @@
 """The run journal: a JSONL file written as the search happens, and atomic result files.
 
-Line 1 is a header with the run's settings; every further line is one trial, flushed and
-fsynced before the next evaluation starts, so a killed run loses at most the evaluation in
-flight. A torn last line (the process died mid-write) is dropped on resume.
+Line 1 is a header with everything that defines the run's trajectory; every further line is
+one trial, flushed and fsynced before the next evaluation starts, so a killed run loses at most
+the evaluation in flight. A torn last line (the process died mid-write) is dropped on resume;
+a journal whose only line is a torn header starts afresh.
+
+Corruption is prevented, not detected afterwards: the process that opens a journal holds an
+exclusive ``flock`` on it until it closes it (the kernel releases it when the process dies), so
+a second writer is refused with the holder's PID, read from the sidecar ``NAME.lock``; and the
+trial indices must run 0, 1, 2, ... both when appended and when read back.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from diffusionnag.search.history import Trial
 from diffusionnag.spaces.base import SearchSpace
+from diffusionnag.training import atomic_write
 
-JOURNAL_FORMAT = 1
+JOURNAL_FORMAT = 2
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` to ``path`` atomically (see :func:`diffusionnag.training.atomic_write`)."""
+    atomic_write(Path(path), lambda temp: temp.write_text(text, encoding="utf-8"))
 
 
 def atomic_write_json(path: str | Path, data: Any) -> None:
@@ -41,73 +37,146 @@ def atomic_write_json(path: str | Path, data: Any) -> None:
 
 
 class Journal:
-    """An open journal; :meth:`append` writes one trial line durably."""
+    """An open, locked journal; :meth:`append` writes the next trial line durably."""
 
-    def __init__(self, path: Path, space: SearchSpace) -> None:
+    def __init__(self, path: Path, space: SearchSpace, handle: Any, next_index: int) -> None:
         self.path = path
+        self.next_index = next_index
         self._space = space
-        self._handle = path.open("a", encoding="utf-8")
+        self._handle = handle
 
     def append(self, trial: Trial) -> None:
+        if trial.index != self.next_index:
+            raise ValueError(
+                f"journal {self.path}: trial index {trial.index} appended, "
+                f"expected {self.next_index}"
+            )
         self._write({"type": "trial", **trial.to_json(self._space)})
+        self.next_index += 1
 
     def close(self) -> None:
-        self._handle.close()
+        if self._handle.closed:
+            return
+        lock_file = _lock_file(self.path)
+        if _holder(lock_file) == os.getpid():
+            lock_file.unlink(missing_ok=True)
+        self._handle.close()  # releases the lock
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _write(self, record: Mapping[str, Any]) -> None:
-        self._handle.write(json.dumps(record, allow_nan=False) + "\n")
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        line = json.dumps(record, allow_nan=False) + "\n"
+        try:
+            self._handle.write(line.encode("utf-8"))
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except OSError as error:
+            raise ValueError(f"cannot write journal {self.path}: {error.strerror}") from None
 
 
-def create_journal(path: str | Path, header: Mapping[str, Any], space: SearchSpace) -> Journal:
-    """Start a new journal at ``path``; refuses to overwrite an existing one."""
-    path = Path(path)
-    if path.exists():
-        raise ValueError(
-            f"journal {path} already exists; pass resume=True to continue it, "
-            "or choose another path"
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    journal = Journal(path, space)
-    journal._write({"type": "header", **header})
-    return journal
-
-
-def resume_journal(
-    path: str | Path, header: Mapping[str, Any], space: SearchSpace
+def open_journal(
+    path: str | Path, header: Mapping[str, Any], space: SearchSpace, *, resume: bool
 ) -> tuple[Journal, list[Trial]]:
-    """Open ``path`` for appending and return its trials; the header must equal ``header``."""
+    """Lock the journal at ``path`` and return it with its trials.
+
+    ``resume=False`` creates it (refusing an existing file). ``resume=True`` continues it (its
+    header must equal ``header``) or creates it when absent or holding only a torn header.
+    """
     path = Path(path)
-    records = _read_records(path)
-    if not records or records[0].get("type") != "header":
-        raise ValueError(f"journal {path} does not start with a header line")
-    _check_header(path, records[0], header)
-    trials = []
-    for number, record in enumerate(records[1:], start=2):
-        if record.get("type") != "trial":
-            raise ValueError(f"journal {path}, line {number}: expected a trial record")
-        trials.append(Trial.from_json(record, space))
-    return Journal(path, space), trials
+    flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | (0 if resume else os.O_EXCL)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = os.fdopen(os.open(path, flags, 0o666), "a+b")
+    except FileExistsError:
+        raise ValueError(
+            f"journal {path} already exists; pass resume=True (--resume) to continue it, "
+            "or choose another path"
+        ) from None
+    except OSError as error:
+        raise ValueError(f"cannot open journal {path}: {error.strerror}") from None
+    try:
+        _lock(handle, path)
+        journal = Journal(path, space, handle, 0)
+        records = _read_records(path, handle)
+        if not records:
+            journal._write({"type": "header", **header})
+            return journal, []
+        _check_header(path, records[0], header)
+        trials = _trials(path, records[1:], space)
+        journal.next_index = len(trials)
+        return journal, trials
+    except BaseException:
+        handle.close()
+        raise
 
 
-def _read_records(path: Path) -> list[dict[str, Any]]:
+def _lock_file(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+def _holder(lock_file: Path) -> int | None:
+    try:
+        return int(lock_file.read_text(encoding="ascii"))
+    except (OSError, ValueError):
+        return None
+
+
+def _lock(handle: Any, path: Path) -> None:
+    """Take the journal's exclusive lock, or say which process holds it."""
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _holder(_lock_file(path))
+        who = f"process {holder}" if holder is not None else "another process"
+        raise ValueError(
+            f"journal {path} is being written by {who}; wait for that run to end "
+            "(only one process may write a journal)"
+        ) from None
+    _lock_file(path).write_text(str(os.getpid()), encoding="ascii")
+
+
+def _read_records(path: Path, handle: Any) -> list[dict[str, Any]]:
     """Complete lines as JSON objects; a torn final line is cut off the file."""
-    data = path.read_bytes()
+    handle.seek(0)
+    data = handle.read()
     complete = data[: data.rfind(b"\n") + 1]
     if len(complete) != len(data):
-        with path.open("r+b") as handle:
-            handle.truncate(len(complete))
+        handle.truncate(len(complete))
+    try:
+        text = complete.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"journal {path} is not UTF-8 text: {error}") from None
     records = []
-    for number, line in enumerate(complete.decode("utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         try:
             record = json.loads(line)
         except json.JSONDecodeError as err:
-            raise ValueError(f"journal {path}, line {number} is not JSON: {err}") from err
+            raise ValueError(f"journal {path}, line {number} is not JSON: {err}") from None
         if not isinstance(record, dict):
             raise ValueError(f"journal {path}, line {number} is not a JSON object")
         records.append(record)
+    if records and records[0].get("type") != "header":
+        raise ValueError(f"journal {path} does not start with a header line")
     return records
+
+
+def _trials(path: Path, records: list[dict[str, Any]], space: SearchSpace) -> list[Trial]:
+    trials = []
+    for index, record in enumerate(records):
+        where = f"journal {path}, line {index + 2}"
+        if record.get("type") != "trial":
+            raise ValueError(f"{where}: expected a trial record")
+        if record.get("index") != index:
+            raise ValueError(f"{where}: trial index {record.get('index')!r}, expected {index}")
+        try:
+            trials.append(Trial.from_json(record, space))
+        except ValueError as error:
+            raise ValueError(f"{where}: {error}") from None
+    return trials
 
 
 def _check_header(path: Path, found: Mapping[str, Any], expected: Mapping[str, Any]) -> None:

@@ -6,14 +6,14 @@ global backend is touched (safe in worker processes and headless machines).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from diffusionnag.training import atomic_write
 
 
 def plot_best_so_far(
@@ -23,9 +23,13 @@ def plot_best_so_far(
     *,
     title: str,
     random_expectation: np.ndarray | None = None,
-) -> Path:
-    """Median and interquartile band of ``[runs, budget]`` best-so-far curves per strategy.
+    reference_label: str = "table optimum",
+) -> Figure:
+    """Median and interquartile band of ``[runs, budget]`` best-so-far curves per strategy,
+    saved to ``path`` (the figure is returned).
 
+    ``optimum`` is drawn as a dotted line labelled ``reference_label``: the table optimum for
+    a table benchmark, the best value found for a run that trained its candidates.
     ``random_expectation``: optional ``[budget]`` expected best of random search, drawn dashed.
     The y-axis starts near the worst strategy's lower quartile after 10 cells, so the region
     where strategies differ is not squashed by the first few random evaluations.
@@ -41,7 +45,7 @@ def plot_best_so_far(
     if random_expectation is not None:
         steps = np.arange(1, len(random_expectation) + 1)
         axes.plot(steps, random_expectation, "k--", linewidth=1, label="E[random]")
-    axes.axhline(optimum, color="grey", linestyle=":", linewidth=1, label="table optimum")
+    axes.axhline(optimum, color="grey", linestyle=":", linewidth=1, label=reference_label)
     axes.set_ylim(_lower_limit(curves, optimum), optimum + 0.25)
     axes.set_xlabel("evaluated cells")
     axes.set_ylabel("best accuracy so far (%)")
@@ -49,7 +53,8 @@ def plot_best_so_far(
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right", fontsize="small")
     figure.tight_layout()
-    return _save(figure, Path(path))
+    atomic_write(Path(path), lambda temp: figure.savefig(temp, format="png"))
+    return figure
 
 
 def _lower_limit(curves: Mapping[str, np.ndarray], optimum: float) -> float:
@@ -58,17 +63,3 @@ def _lower_limit(curves: Mapping[str, np.ndarray], optimum: float) -> float:
     ]
     lowest = min(quartiles, default=optimum - 1.0)
     return float(min(lowest, optimum - 1.0) - 0.25)
-
-
-def _save(figure: Figure, path: Path) -> Path:
-    """Write atomically: a temporary PNG in the same folder, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        figure.savefig(temp, format="png")
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path

@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
+from diffusionnag import __version__
 from diffusionnag.benchmarks.base import Evaluator
 from diffusionnag.search.base import SearchStrategy
 from diffusionnag.search.history import History, Trial
-from diffusionnag.search.journal import (
-    JOURNAL_FORMAT,
-    Journal,
-    atomic_write_json,
-    create_journal,
-    resume_journal,
-)
+from diffusionnag.search.journal import JOURNAL_FORMAT, atomic_write_json, open_journal
+from diffusionnag.spaces import get_space
 from diffusionnag.spaces.base import Arch, SearchSpace
 
 
@@ -52,23 +50,48 @@ def run_search(
     header = run_header(strategy, evaluator, space, budget, batch_size)
     if resume and journal_path is None:
         raise ValueError("resume=True needs a journal_path to resume from")
-    history = History(space)
-    journal, replayed = _open_journal(journal_path, header, space, resume)
-    try:
-        for trial in replayed:
-            history.append(trial)
-            strategy.tell(history, trial)
-        with tqdm(total=budget, initial=len(history), disable=not progress, unit="cell") as bar:
-            bar.set_description(f"{strategy.name} {evaluator.dataset}")
-            _loop(strategy, evaluator, history, budget, batch_size, journal, bar, stop_value)
-    finally:
-        if journal is not None:
-            journal.close()
+    if journal_path is None:
+        history = search_trials(
+            strategy, evaluator, space, budget, [], batch_size=batch_size,
+            progress=progress, stop_value=stop_value,
+        )  # fmt: skip
+    else:
+        journal, replayed = open_journal(journal_path, header, space, resume=resume)
+        with journal:
+            history = search_trials(
+                strategy, evaluator, space, budget, replayed, batch_size=batch_size,
+                on_trial=journal.append, progress=progress, stop_value=stop_value,
+            )  # fmt: skip
     if result_path is None and journal_path is not None:
         journal_path = Path(journal_path)
         result_path = journal_path.with_name(journal_path.stem + ".result.json")
     if result_path is not None:
         atomic_write_json(result_path, run_result(history, header))
+    return history
+
+
+def search_trials(
+    strategy: SearchStrategy,
+    evaluator: Evaluator,
+    space: SearchSpace,
+    budget: int,
+    replayed: Iterable[Trial],
+    *,
+    batch_size: int = 1,
+    on_trial: Callable[[Trial], None] | None = None,
+    progress: bool = False,
+    stop_value: float | None = None,
+) -> History:
+    """The search loop without any file: replay ``replayed``, then evaluate up to ``budget``
+    cells, handing each new trial to ``on_trial`` (a journal's append, or a message to the
+    process that owns the journal) before the next evaluation starts."""
+    history = History(space)
+    for trial in replayed:
+        history.append(trial)
+        strategy.tell(history, trial)
+    with tqdm(total=budget, initial=len(history), disable=not progress, unit="cell") as bar:
+        bar.set_description(f"{strategy.name} {evaluator.dataset}")
+        _loop(strategy, evaluator, history, budget, batch_size, on_trial, bar, stop_value)
     return history
 
 
@@ -79,9 +102,12 @@ def run_header(
     budget: int,
     batch_size: int,
 ) -> dict[str, Any]:
-    """The settings that define a run's trajectory; a journal must match them to be resumed."""
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-        raise ValueError(f"budget must be an int >= 1 (evaluated cells), got {budget!r}")
+    """The settings that define a run's trajectory; a journal must match them to be resumed.
+
+    That is the strategy with its options and seed, the evaluator with its protocol (for real
+    training: every training setting, the data and its split), and the package version.
+    """
+    check_budget(space, budget)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
     if strategy.space.name != space.name or evaluator.space_name != space.name:
@@ -97,9 +123,36 @@ def run_header(
         "space": space.name,
         "dataset": evaluator.dataset,
         "evaluator": type(evaluator).__name__,
+        "protocol": evaluator_protocol(evaluator),
         "budget": budget,
         "batch_size": batch_size,
+        "version": __version__,
     }
+
+
+def evaluator_protocol(evaluator: Evaluator) -> dict[str, Any]:
+    """What fixes an evaluator's answers beyond its dataset: ``evaluator.protocol()`` where it
+    has one (real training), else nothing (a table's answers are the table's)."""
+    protocol = getattr(evaluator, "protocol", None)
+    return dict(protocol()) if callable(protocol) else {}
+
+
+def check_budget(space: SearchSpace, budget: int) -> None:
+    """Refuse, before anything is evaluated, a budget no search can spend."""
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ValueError(f"budget must be an int >= 1 (evaluated cells), got {budget!r}")
+    if hasattr(space, "enumerate") and budget > distinct_cells(space.name):
+        raise ValueError(
+            f"budget {budget} is larger than the {distinct_cells(space.name)} distinct cells "
+            f"of space {space.name!r} (cells that compute the same function count once)"
+        )
+
+
+@cache
+def distinct_cells(space_name: str) -> int:
+    """The number of canonical classes of an enumerable space."""
+    space = get_space(space_name)
+    return len({space.canonical_key(arch) for arch in space.enumerate()})  # type: ignore[attr-defined]
 
 
 def run_result(history: History, settings: dict[str, Any]) -> dict[str, Any]:
@@ -121,23 +174,13 @@ def run_result(history: History, settings: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _open_journal(
-    path: str | Path | None, header: dict[str, Any], space: SearchSpace, resume: bool
-) -> tuple[Journal | None, list[Trial]]:
-    if path is None:
-        return None, []
-    if resume and Path(path).exists():
-        return resume_journal(path, header, space)
-    return create_journal(path, header, space), []
-
-
 def _loop(
     strategy: SearchStrategy,
     evaluator: Evaluator,
     history: History,
     budget: int,
     batch_size: int,
-    journal: Journal | None,
+    on_trial: Callable[[Trial], None] | None,
     bar: tqdm,
     stop_value: float | None,
 ) -> None:
@@ -151,8 +194,8 @@ def _loop(
             pending = strategy.ask(history, n)
             share = (time.perf_counter() - start) / n
         trial = _evaluate(evaluator, history, pending.pop(0), share)
-        if journal is not None:
-            journal.append(trial)
+        if on_trial is not None:
+            on_trial(trial)
         strategy.tell(history, trial)
         bar.update(1)
         if history.best is not None:

@@ -1,0 +1,193 @@
+"""Where independent jobs run: in this process, or in a pool of local worker processes.
+
+An :class:`Executor` runs functions and hands back futures; it never writes files for them.
+Jobs report progress through a :class:`Channel` the parent drains, so the parent alone writes
+journals. Pool workers watch a pipe whose only write end the parent holds: when the parent dies
+(even by ``kill -9``) the pipe closes and every worker exits at once, so none can outlive it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent import futures
+from multiprocessing.connection import Connection
+from typing import Any, Protocol
+
+import torch
+
+Handler = Callable[[Any], None]
+
+
+class Channel(Protocol):
+    """Messages from jobs to the parent, in order per job."""
+
+    def put(self, message: Any) -> None: ...
+
+    def drain(self, timeout: float) -> None:
+        """Hand every waiting message to the parent's handler (waiting up to ``timeout``)."""
+
+
+class Executor(Protocol):
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> futures.Future: ...
+
+    def as_completed(self, pending: Iterable[futures.Future]) -> Iterator[futures.Future]: ...
+
+    def channel(self, handler: Handler) -> Channel:
+        """A channel whose messages reach ``handler`` in the parent."""
+
+    def shutdown(self, wait: bool = True) -> None: ...
+
+
+class _DirectChannel:
+    """In-process: a message is handled the moment it is put."""
+
+    def __init__(self, handler: Handler) -> None:
+        self._handler = handler
+
+    def put(self, message: Any) -> None:
+        self._handler(message)
+
+    def drain(self, timeout: float) -> None:
+        """Nothing waits: :meth:`put` already handled everything."""
+
+
+class InProcessExecutor:
+    """Runs each job when it is submitted, in this process (for one worker, and for tests)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> futures.Future:
+        future: futures.Future = futures.Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as error:  # delivered through the future, as a pool would
+            future.set_exception(error)
+        return future
+
+    def as_completed(self, pending: Iterable[futures.Future]) -> Iterator[futures.Future]:
+        return futures.as_completed(list(pending))
+
+    def channel(self, handler: Handler) -> Channel:
+        return _DirectChannel(handler)
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Nothing runs in the background."""
+
+
+class _QueueChannel:
+    """Across processes: workers put onto the pool's queue, the parent drains it.
+
+    A multiprocessing queue reaches a worker only when the worker starts, so a channel sent
+    with a job pickles to a reference to the queue its worker was given.
+    """
+
+    def __init__(self, messages: Any, handler: Handler | None) -> None:
+        self._queue = messages
+        self._handler = handler
+
+    def __reduce__(self) -> tuple[Callable[[], _QueueChannel], tuple[()]]:
+        return _worker_channel, ()
+
+    def put(self, message: Any) -> None:
+        self._queue.put(message)
+
+    def drain(self, timeout: float) -> None:
+        assert self._handler is not None, "only the parent drains a channel"
+        wait = timeout
+        while True:
+            try:
+                message = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                return
+            self._handler(message)
+            wait = 0.0
+
+
+class LocalPoolExecutor:
+    """``workers`` fresh processes (fork server where available, else spawn) that share no
+    threads or CUDA state with the parent, with one intra-op torch thread each (tiny networks
+    on few cores otherwise fight over threads), and that exit when the parent dies.
+
+    ``preload``: modules the fork server imports once, so workers do not pay for them each.
+    ``setup(*setup_args)`` runs once in each worker (e.g. to receive a large read-only table
+    once per worker instead of once per job). A calling script needs the
+    ``if __name__ == "__main__":`` guard.
+    """
+
+    def __init__(
+        self,
+        workers: int,
+        *,
+        preload: tuple[str, ...] = (),
+        setup: Callable[..., None] | None = None,
+        setup_args: tuple[Any, ...] = (),
+    ) -> None:
+        self._context = _clean_context(preload)
+        self._watch, self._lifeline = self._context.Pipe(duplex=False)
+        self._messages = self._context.Queue()
+        self._pool = futures.ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=self._context,
+            initializer=_init_worker,
+            initargs=(self._watch, self._messages, setup, setup_args),
+        )
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> futures.Future:
+        return self._pool.submit(fn, *args)
+
+    def as_completed(self, pending: Iterable[futures.Future]) -> Iterator[futures.Future]:
+        return futures.as_completed(list(pending))
+
+    def channel(self, handler: Handler) -> Channel:
+        """The pool's one channel (every job's messages reach ``handler``)."""
+        return _QueueChannel(self._messages, handler)
+
+    def shutdown(self, wait: bool = True) -> None:
+        """``wait=False`` (after an error) ends the workers now, whatever they are doing."""
+        if not wait:
+            self._lifeline.close()
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+        self._lifeline.close()
+        self._watch.close()
+        self._messages.close()
+
+
+def _clean_context(preload: tuple[str, ...]) -> multiprocessing.context.BaseContext:
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__, *preload])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+_WORKER_QUEUE: list[Any] = []
+"""The queue of the pool this worker belongs to."""
+
+
+def _worker_channel() -> _QueueChannel:
+    return _QueueChannel(_WORKER_QUEUE[0], None)
+
+
+def _init_worker(
+    watch: Connection,
+    messages: Any,
+    setup: Callable[..., None] | None,
+    setup_args: tuple[Any, ...],
+) -> None:
+    """Exit this worker as soon as the parent's end of ``watch`` closes. (With a fork server
+    the operating-system parent is the server, not the process that made the pool, so
+    ``PR_SET_PDEATHSIG`` would watch the wrong process; the pipe needs no polling either.)"""
+    threading.Thread(target=_exit_with_parent, args=(watch,), daemon=True).start()
+    _WORKER_QUEUE[:] = [messages]
+    torch.set_num_threads(1)
+    if setup is not None:
+        setup(*setup_args)
+
+
+def _exit_with_parent(watch: Connection) -> None:
+    with contextlib.suppress(EOFError, OSError):
+        watch.recv()  # the parent never sends: this returns only at end of file
+    os._exit(1)
