@@ -127,7 +127,7 @@ def test_floor_raises_low_targets_to_the_quantile(cells: tuple[list[Arch], np.nd
     prefloored = train_predictor(SPACE, SDE, archs, floored, no_floor, device="cpu")
     assert with_floor.mean == pytest.approx(floored.mean())
     np.testing.assert_array_equal(with_floor.predict(archs), prefloored.predict(archs))
-    with pytest.raises(ValueError, match=r"floor quantile must be in \[0, 1\), got 1.0"):
+    with pytest.raises(ValueError, match=r"field .floor_quantile. must be in \[0, 1\), got 1.0"):
         train_predictor(SPACE, SDE, archs, values, dataclasses.replace(TINY, floor_quantile=1.0))
 
 
@@ -237,7 +237,7 @@ def test_header_without_mean_is_reported_as_corrupt(saved: Path) -> None:
     header = json.loads(header_path.read_text())
     del header["mean"]
     header_path.write_text(json.dumps(header))
-    with pytest.raises(ValueError, match=r"predictor\.json is corrupt"):
+    with pytest.raises(ValueError, match=r"predictor\.json lacks field\(s\) mean"):
         load_predictor(saved, device="cpu")
 
 

@@ -43,43 +43,46 @@ POSITIVE, NON_NEGATIVE = Bound(1), Bound(0)
 FRACTION = Bound(0, 1, high_open=True)
 
 
-def check_ranges(config: object, bounds: Mapping[str, Bound]) -> None:
-    """``ValueError`` naming the first field of ``config`` outside its bound."""
+def check_ranges(config: object, bounds: Mapping[str, Bound], prefix: str = "") -> None:
+    """``ValueError`` naming the first field of ``config`` (``prefix`` + its name, for a nested
+    config) outside its bound."""
     for name, bound in bounds.items():
         value = getattr(config, name)
         if value is not None and not bound.holds(value):
-            raise ValueError(f"field {name!r} must be {bound}, got {value!r}")
+            raise ValueError(f"field {prefix + name!r} must be {bound}, got {value!r}")
 
 
-def config_from_dict(cls: type[Config], data: Any, where: str) -> Config:
+def config_from_dict(cls: type[Config], data: Any, where: str, prefix: str = "") -> Config:
     """Dataclass ``cls`` from JSON ``data``: every field present and of its annotated type.
 
-    Nested dataclass fields are read the same way; ``__post_init__`` checks ranges. Errors name
-    ``where`` (the file) and the field.
+    Nested dataclass fields are read the same way (named ``outer.inner``); ``__post_init__``
+    checks ranges. Errors name ``where`` (the file) and the field (after ``prefix``).
     """
     if not isinstance(data, dict):
-        raise ValueError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        what = f"field {prefix[:-1]!r}" if prefix else "the config"
+        raise ValueError(f"{where}: {what} must be a JSON object, got {data!r}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    missing = [name for name in names if name not in data]
-    unknown = sorted(set(data) - set(names))
+    missing = [prefix + name for name in names if name not in data]
+    unknown = sorted(prefix + name for name in set(data) - set(names))
     if missing or unknown:
         problem = f"lacks field(s) {', '.join(missing)}" if missing else ""
         problem += "; " if missing and unknown else ""
         problem += f"has unknown field(s) {', '.join(unknown)}" if unknown else ""
-        raise ValueError(f"{where} {problem} (fields: {', '.join(names)})")
+        raise ValueError(f"{where} {problem} (fields: {', '.join(prefix + n for n in names)})")
     values = {}
     for name in names:
         kind, value = hints[name], data[name]
         if dataclasses.is_dataclass(kind):
-            value = config_from_dict(kind, value, f"{where} field {name!r}")
+            value = config_from_dict(kind, value, where, f"{prefix}{name}.")
         else:
-            check_type(f"{where}: field {name!r}", value, kind)
+            check_type(f"{where}: field {prefix + name!r}", value, kind)
         values[name] = value
     try:
         return cls(**values)
-    except ValueError as error:
-        raise ValueError(f"{where}: {error}") from None
+    except ValueError as error:  # range checks name fields relative to ``cls``
+        message = str(error).replace("field '", "field '" + prefix)
+        raise ValueError(f"{where}: {message}") from None
 
 
 def check_type(what: str, value: Any, kind: Any) -> None:
@@ -89,6 +92,8 @@ def check_type(what: str, value: Any, kind: Any) -> None:
 
 
 def _matches(value: Any, kind: Any) -> bool:
+    if kind is Any:
+        return True
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     if origin in (typing.Union, types.UnionType):
         return any(_matches(value, arg) for arg in args)
@@ -110,6 +115,10 @@ def _describe(kind: Any) -> str:
     if typing.get_origin(kind) in (typing.Union, types.UnionType):
         return " or ".join(_describe(arg) for arg in args)
     if typing.get_origin(kind) is dict:
-        return f"an object of {_describe(args[1])} values"
+        return (
+            "a JSON object"
+            if args[1] is Any
+            else f"an object whose values are each {_describe(args[1])}"
+        )
     names = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
     return names.get(kind, "null" if kind is type(None) else kind.__name__)

@@ -14,10 +14,16 @@ def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA when available; ``ValueError`` for an unknown or unavailable device."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in DEVICE_CHOICES and not name.startswith("cuda:"):
-        raise ValueError(f"unknown device {name!r}; choose one of {', '.join(DEVICE_CHOICES)}")
+    index = name.removeprefix("cuda:")
+    if name not in DEVICE_CHOICES and not (name.startswith("cuda:") and index.isdigit()):
+        raise ValueError(
+            f"unknown device {name!r}; choose one of {', '.join(DEVICE_CHOICES)} or cuda:N"
+        )
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} requested but CUDA is not available on this machine")
+    if index.isdigit() and int(index) >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ValueError(f"device {name!r} requested but this machine has {count} CUDA device(s)")
     return torch.device(name)
 
 

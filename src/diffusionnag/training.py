@@ -67,7 +67,7 @@ class ScoreTrainConfig:
         if self.sde not in SDES:
             raise ValueError(f"field 'sde' must be one of {', '.join(sorted(SDES))}")
         check_ranges(self, TRAIN_BOUNDS)
-        check_ranges(self.network, NETWORK_BOUNDS)
+        check_ranges(self.network, NETWORK_BOUNDS, prefix="network.")
         if self.network.hidden % self.network.heads:
             raise ValueError(
                 f"field 'network.hidden' ({self.network.hidden}) is not divisible by "

@@ -9,9 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from diffusionnag.device import DEVICE_CHOICES
-from diffusionnag.training import (
-    atomic_write,
-)
+from diffusionnag.training import atomic_write
 
 PROG = "diffusionnag"
 USAGE_ERROR = 2
@@ -75,7 +73,4 @@ def check_writable(path: Path, *, folder: bool) -> None:
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     text = json.dumps(data, indent=2) + "\n"
-    try:
-        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    except OSError as error:
-        raise ValueError(f"cannot write {path}: {error.strerror}") from None
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -35,7 +35,9 @@ def add_train_predictor_parser(subparsers: argparse._SubParsersAction) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--dataset", help="table column: cifar10, cifar100 or ImageNet16-120")
     source.add_argument(
-        "--pairs", type=Path, help="JSON or CSV of (cell, value) pairs, or a search result JSON"
+        "--pairs",
+        type=Path,
+        help="JSON or CSV of (cell, value) pairs, or a search run's result JSON or .jsonl journal",
     )
     source.add_argument("--cost", choices=COST_METRICS, help="exact cost of sampled cells")
     parser.add_argument("--table", type=Path, help="NATS-Bench topology CSV (with --dataset)")

@@ -28,7 +28,8 @@ from diffusionnag.guidance import (
     sigma_scaled,
 )
 from diffusionnag.metrics import generation_metrics
-from diffusionnag.predictors.objective import load_predictor
+from diffusionnag.predictors.objective import TrainedPredictor, load_predictor
+from diffusionnag.pretrained import SHIPPED
 from diffusionnag.spaces import SPACES, Arch, SearchSpace
 from diffusionnag.training import (
     STATE_FILE,
@@ -165,7 +166,12 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Generate architectures by reverse diffusion and report validity, "
         "uniqueness and novelty.",
     )
-    parser.add_argument("--checkpoint", type=Path, required=True, help="train-score folder")
+    parser.add_argument(
+        "--checkpoint",
+        default="nb201",
+        help=f"train-score folder, or a space name ({', '.join(sorted(SPACES))}) for the "
+        "model shipped with the package; default %(default)s",
+    )
     parser.add_argument("--out", type=Path, required=True, help="results JSON file")
     parser.add_argument("--num", type=positive_int, default=1000, help="samples to generate")
     parser.add_argument("--sampler", choices=SAMPLER_NAMES, default=defaults.name)
@@ -200,19 +206,31 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> None:
     )
 
 
-def guidance_terms(args: argparse.Namespace, device: str) -> list[Objective | Budget]:
-    """Objectives and budgets from ``--guide`` and ``--budget`` options."""
+def checkpoint_folder(name: str) -> Path:
+    """``--checkpoint``: a folder, or a space name for the score model shipped for it."""
+    folder = Path(name)
+    if name in SPACES and not folder.is_dir():
+        return SHIPPED / f"score-{name}"
+    return folder
+
+
+def guidance_terms(
+    args: argparse.Namespace, device: str, space: SearchSpace
+) -> list[Objective | Budget]:
+    """Objectives and budgets from ``--guide`` and ``--budget`` options; every predictor must
+    be of the score model's ``space``."""
     terms: list[Objective | Budget] = []
     for spec in args.guide:
         folder, *rest = spec.split(":")
         direction = rest[0] if rest else "maximize"
         weight = _number(rest[1], spec) if len(rest) > 1 else 1.0
-        terms.append(Objective(load_predictor(folder, device), direction, weight))
+        predictor = _predictor_of(folder, device, space, "--guide")
+        terms.append(Objective(predictor, direction, weight))
     for spec in args.budget:
         folder, sep, limit = spec.rpartition(":")
         if not sep:
             raise ValueError(f"--budget {spec!r} must be FOLDER:LIMIT")
-        predictor = load_predictor(folder, device)
+        predictor = _predictor_of(folder, device, space, "--budget")
         metric = predictor.meta.get("cost")
         if not metric:
             raise ValueError(
@@ -221,6 +239,16 @@ def guidance_terms(args: argparse.Namespace, device: str) -> list[Objective | Bu
             )
         terms.append(Budget(predictor, _number(limit, spec), metric))
     return terms
+
+
+def _predictor_of(folder: str, device: str, space: SearchSpace, option: str) -> TrainedPredictor:
+    predictor = load_predictor(folder, device)
+    if predictor.space.name != space.name:
+        raise ValueError(
+            f"{option} {folder}: the predictor is for space {predictor.space.name!r}, "
+            f"but the score model generates {space.name!r} architectures"
+        )
+    return predictor
 
 
 def _number(text: str, spec: str) -> float:
@@ -235,8 +263,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     resolve_device(args.device)
     check_writable(args.out, folder=False)
     started = time.perf_counter()
-    model = load_score_model(args.checkpoint, device=args.device)
-    terms = guidance_terms(args, args.device)
+    checkpoint = checkpoint_folder(args.checkpoint)
+    model = load_score_model(checkpoint, device=args.device)
+    terms = guidance_terms(args, args.device, model.space)
     if args.unique and not terms:
         raise ValueError("--unique ranks guided cells: give at least one --guide or --budget")
     if args.unique:
@@ -275,7 +304,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             "sampler": dataclasses.asdict(sampler),
             "seed": args.seed,
             "device": str(resolve_device(args.device)),
-            "checkpoint": str(args.checkpoint.resolve()),
+            "checkpoint": str(checkpoint.resolve()),
             "checkpoint_config": dataclasses.asdict(model.config),
             "guide": args.guide,
             "budget": args.budget,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from diffusionnag.benchmarks.training import TrainConfig
 from diffusionnag.cli.common import add_device_option, check_writable, positive_int
+from diffusionnag.device import resolve_device
 from diffusionnag.search import STRATEGIES
 from diffusionnag.search.job import SearchJob, best_table, run_job
 from diffusionnag.spaces import SPACES, get_space
@@ -59,7 +60,8 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def parse_options(pairs: list[str]) -> dict:
-    """``NAME=VALUE`` pairs, values read as JSON where they parse (numbers, true/false)."""
+    """``NAME=VALUE`` pairs, values read as JSON where they parse (numbers, true/false), else
+    kept as text; the strategy checks each against its option's type."""
     options = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -73,6 +75,7 @@ def parse_options(pairs: list[str]) -> dict:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    resolve_device(args.device)  # also for table benchmarks, which never use it
     check_writable(args.out, folder=False)
     job = SearchJob(
         strategy=args.strategy,

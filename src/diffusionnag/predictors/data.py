@@ -20,15 +20,23 @@ def load_pairs(path: Path | str, space: SearchSpace) -> tuple[list[Arch], np.nda
     JSON: ``[{"cell": "...", "value": 93.1}, ...]``, ``[["...", 93.1], ...]``,
     ``{"...": 93.1, ...}`` or the result file of a search run (``{"trajectory": [{"arch":
     "...", "value": 93.1}, ...], ...}``), whose failed trials (``value`` null) are skipped.
+    JSONL: the journal of a search run (``run.jsonl``), read the same way as its result.
     CSV: a header row naming ``cell`` and ``value`` columns.
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"training data file {path} does not exist")
-    text = path.read_text()
-    rows = (
-        _json_rows(text, path, space) if path.suffix.lower() == ".json" else _csv_rows(text, path)
-    )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text: {error}") from None
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        rows = _json_rows(text, path, space)
+    elif suffix == ".jsonl":
+        rows = _run_rows(_journal_as_result(text, path), path, space)
+    else:
+        rows = _csv_rows(text, path)
     if len(rows) < 2:
         raise ValueError(f"{path} holds {len(rows)} pairs; at least 2 are needed")
     archs, values = [], []
@@ -66,6 +74,23 @@ def _json_rows(text: str, path: Path, space: SearchSpace) -> list[tuple[str, obj
         else:
             raise ValueError(f"{path} item {i} is not a (cell, value) pair: {item!r}")
     return rows
+
+
+def _journal_as_result(text: str, path: Path) -> dict:
+    """A search journal (header line, then one trial per line) in the shape of its result
+    file; a torn last line (a run still writing, or killed) is left out."""
+    lines = text.split("\n")
+    complete = lines[:-1]  # the text after the last newline is empty or torn
+    records = []
+    for number, line in enumerate(complete, start=1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}, line {number} is not JSON: {error}") from None
+        records.append(record)
+    if not records or not isinstance(records[0], dict) or records[0].get("type") != "header":
+        raise ValueError(f"{path} is not a search journal: line 1 is not a header")
+    return {"settings": records[0], "trajectory": records[1:]}
 
 
 def _run_rows(result: dict, path: Path, space: SearchSpace) -> list[tuple[str, object, object]]:

@@ -23,11 +23,20 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from diffusionnag.config import (
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    Bound,
+    check_ranges,
+    check_type,
+    config_from_dict,
+)
 from diffusionnag.device import resolve_device
 from diffusionnag.diffusion.score_net import NoiseEmbedding
 from diffusionnag.diffusion.sde import SDE, sde_from_dict, sde_to_dict
 from diffusionnag.spaces import Arch, SearchSpace, get_space
-from diffusionnag.training import atomic_write, load_tensors
+from diffusionnag.training import atomic_write, load_weights, read_json
 
 ACCURACY_FLOOR_QUANTILE = 0.3
 """Floor for maximised accuracy targets. Guidance and ranking only need the good region right;
@@ -51,6 +60,20 @@ class PredictorConfig:
     :data:`ACCURACY_FLOOR_QUANTILE`); 0 keeps them as they are, as costs and minimised
     objectives need."""
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_ranges(self, PREDICTOR_BOUNDS)
+
+
+PREDICTOR_BOUNDS = {
+    **dict.fromkeys(("hidden", "layers", "batch_size"), POSITIVE),
+    "epochs": NON_NEGATIVE,  # 0: the untrained network, a baseline
+    "lr": Bound(0, low_open=True),
+    "weight_decay": NON_NEGATIVE,
+    "clean_fraction": Bound(0, 1),
+    "floor_quantile": FRACTION,
+    "seed": NON_NEGATIVE,
+}
 
 
 class DirectedGraphConv(nn.Module):
@@ -321,24 +344,45 @@ def save_predictor(
 
 
 def load_predictor(folder: Path | str, device: str = "auto") -> TrainedPredictor:
+    """The predictor saved in ``folder``; every header field is checked, errors name the file."""
     folder = Path(folder)
     path = folder / "predictor.json"
     if not path.is_file():
         raise ValueError(f"{folder} is not a predictor folder: predictor.json is missing")
+    dev = resolve_device(device)
+    header = read_json(path)
+    if not isinstance(header, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    missing = [key for key in _HEADER_TYPES if key not in header]
+    if missing:
+        raise ValueError(f"{path} lacks field(s) {', '.join(missing)}")
+    for key, kind in _HEADER_TYPES.items():
+        check_type(f"{path}: field {key!r}", header[key], kind)
+    if not header["scale"] > 0:
+        raise ValueError(f"{path}: field 'scale' must be > 0, got {header['scale']!r}")
     try:
-        header = json.loads(path.read_text())
         space = get_space(header["space"])
         sde = sde_from_dict(header["sde"])
-        config = PredictorConfig(**header["config"])
-        mean, scale, meta = float(header["mean"]), float(header["scale"]), dict(header["meta"])
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ValueError(f"{path} is corrupt: {error}") from None
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{path}: field 'space' or 'sde' is invalid: {error}") from None
+    config = config_from_dict(PredictorConfig, header["config"], str(path), "config.")
     network = ObjectivePredictor(space, config.hidden, config.layers)
     try:
-        network.load_state_dict(load_tensors(folder / "predictor.pt"))
+        network.load_state_dict(load_weights(folder / "predictor.pt"))
     except RuntimeError as error:
         raise ValueError(
             f"weights in {folder / 'predictor.pt'} do not fit its config: {error}"
         ) from None
-    network.to(resolve_device(device)).eval()
-    return TrainedPredictor(space, sde, network, mean, scale, meta)
+    network.to(dev).eval()
+    meta = header["meta"]
+    return TrainedPredictor(space, sde, network, header["mean"], header["scale"], meta)
+
+
+_HEADER_TYPES: dict[str, Any] = {
+    "space": str,
+    "sde": dict[str, Any],
+    "config": dict[str, Any],
+    "mean": float,
+    "scale": float,
+    "meta": dict[str, Any],
+}
