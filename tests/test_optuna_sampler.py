@@ -3,6 +3,7 @@ agrees with the DiffusionNAG-BO strategy it adapts, and leaves foreign parameter
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -111,6 +112,39 @@ def test_a_cell_claimed_by_another_samplers_running_trial_is_not_handed_out() ->
     archs = [suggest_arch(trial, "nb201") for trial in running]
     space = NB201Space()
     assert space.canonical_key(archs[0]) != space.canonical_key(archs[1])
+
+
+def test_a_cell_claimed_between_reading_and_claiming_is_given_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another process claims our cell just as we write our claim: we re-read and take another."""
+    storage = optuna.storages.InMemoryStorage()
+    sampler = DiffusionNAGSampler("nb201", seed=0, **OPTIONS)
+    study = optuna.create_study(storage=storage, sampler=sampler)
+    write = storage.set_trial_system_attr
+    raced: list[str] = []
+
+    def racing_write(trial_id: int, key: str, value: object) -> None:
+        write(trial_id, key, value)
+        if key == CLAIM_ATTR and not raced:
+            raced.append(str(value))
+            write(storage.create_new_trial(study._study_id), CLAIM_ATTR, value)
+
+    monkeypatch.setattr(storage, "set_trial_system_attr", racing_write)
+    arch = suggest_arch(study.ask(), "nb201")
+    space = NB201Space()
+    assert space.canonical_key(arch) != space.canonical_key(space.from_string(raced[0]))
+
+
+def test_a_pickled_sampler_proposes_what_the_original_would() -> None:
+    studies = []
+    for sampler in (
+        DiffusionNAGSampler("nb201", seed=5, num_init=50),
+        pickle.loads(pickle.dumps(DiffusionNAGSampler("nb201", seed=5, num_init=50))),
+    ):
+        studies.append(optuna.create_study(sampler=sampler))
+        studies[-1].optimize(nb201_objective, n_trials=5)
+    assert cells(studies[0]) == cells(studies[1])
 
 
 def open_storage(kind: str, path: str) -> optuna.storages.BaseStorage:
