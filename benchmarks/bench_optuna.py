@@ -129,7 +129,8 @@ def _count(value: float, budget: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--seeds", type=int, default=20, help="how many seeds")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first..first+seeds-1")
     parser.add_argument("--budget", type=int, default=200)
     parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=SAMPLERS)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
@@ -140,7 +141,7 @@ def main() -> None:
     table_path = str(default_table_path())
     jobs = [
         (name, dataset, seed, args.budget, table_path, str(args.out))
-        for seed in range(args.seeds)
+        for seed in range(args.first_seed, args.first_seed + args.seeds)
         for dataset in args.datasets
         for name in args.samplers
     ]

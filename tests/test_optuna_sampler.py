@@ -136,6 +136,16 @@ def test_a_cell_claimed_between_reading_and_claiming_is_given_up(
     assert space.canonical_key(arch) != space.canonical_key(space.from_string(raced[0]))
 
 
+def test_a_cell_enqueued_for_a_waiting_trial_is_not_handed_to_another() -> None:
+    space = NB201Space()
+    preview = optuna.create_study(sampler=DiffusionNAGSampler("nb201", seed=0, num_init=50))
+    wanted = suggest_arch(preview.ask(), "nb201")  # what the sampler hands out first
+    study = optuna.create_study(sampler=DiffusionNAGSampler("nb201", seed=0, num_init=50))
+    study.enqueue_trial(arch_params("nb201").to_params(wanted))
+    running = optuna.Trial(study, study._storage.create_new_trial(study._study_id))
+    assert space.canonical_key(suggest_arch(running, "nb201")) != space.canonical_key(wanted)
+
+
 def test_a_pickled_sampler_proposes_what_the_original_would() -> None:
     studies = []
     for sampler in (
