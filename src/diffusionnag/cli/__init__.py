@@ -27,6 +27,14 @@ from diffusionnag.cli.search import (
     cmd_benchmark,
     cmd_search,
 )
+from diffusionnag.cli.transfer import (
+    add_meta_dataset_parser,
+    add_meta_train_parser,
+    add_transfer_parser,
+    cmd_meta_dataset,
+    cmd_meta_train,
+    cmd_transfer,
+)
 
 # --- entry point --------------------------------------------------------------------------
 
@@ -37,6 +45,9 @@ COMMANDS: dict[str, Command] = {
     "train-predictor": (add_train_predictor_parser, cmd_train_predictor),
     "search": (add_search_parser, cmd_search),
     "benchmark": (add_benchmark_parser, cmd_benchmark),
+    "meta-dataset": (add_meta_dataset_parser, cmd_meta_dataset),
+    "meta-train": (add_meta_train_parser, cmd_meta_train),
+    "transfer": (add_transfer_parser, cmd_transfer),
 }
 
 

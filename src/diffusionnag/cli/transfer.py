@@ -1,0 +1,195 @@
+"""``meta-train`` (fit a task-conditioned meta-predictor), ``meta-dataset`` (write one from the
+NB201 table) and ``transfer`` (rank generated cells for an unseen task, evaluate the best)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from diffusionnag.benchmarks.training import TrainConfig
+from diffusionnag.cli.common import add_device_option, check_writable, positive_int
+from diffusionnag.predictors.meta import MetaPredictorConfig
+from diffusionnag.predictors.task_encoders import ENCODER_NAMES
+from diffusionnag.spaces import SPACES, get_space
+
+TABLE_DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
+DEFAULTS = MetaPredictorConfig()
+
+
+def add_meta_train_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "meta-train",
+        help="meta-train a task-conditioned predictor on a meta-dataset",
+        description="Fit a noise-aware accuracy predictor conditioned on a task embedding over "
+        "the tasks of a meta-dataset; print rank correlations on held-out tasks.",
+    )
+    parser.add_argument("--space", choices=sorted(SPACES), default="nb201")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--meta-dataset", type=Path, help="JSONL or CSV rows: task, cell, accuracy")
+    source.add_argument(
+        "--table-tasks",
+        nargs="+",
+        metavar="DATASET",
+        help=f"NB201 table datasets as tasks ({', '.join(TABLE_DATASETS)})",
+    )
+    parser.add_argument("--table", type=Path, help="NATS-Bench topology CSV (with --table-tasks)")
+    parser.add_argument("--holdout", nargs="*", default=[], help="task names kept out of training")
+    parser.add_argument("--encoder", choices=ENCODER_NAMES, default=DEFAULTS.encoder)
+    parser.add_argument("--steps", type=positive_int, default=DEFAULTS.steps)
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="score-model folder whose SDE to train under (default: the space's shipped model)",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="meta-predictor folder")
+    add_device_option(parser)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def cmd_meta_train(args: argparse.Namespace) -> int:
+    from diffusionnag.transfer.meta_train import (
+        evaluate_on_tasks,
+        save_meta_predictor,
+        train_meta_predictor,
+    )
+
+    space = get_space(args.space)
+    check_writable(args.out, folder=True)
+    dataset = _meta_dataset(args, space)
+    train, held_out = dataset.split(args.holdout)
+    config = MetaPredictorConfig(encoder=args.encoder, steps=args.steps, seed=args.seed)
+    predictor = train_meta_predictor(
+        space, _score_sde(args), train, config, device=args.device, progress=not args.quiet
+    )
+    if held_out.tasks:
+        predictor.meta["held_out"] = evaluate_on_tasks(predictor, held_out, seed=args.seed)
+    save_meta_predictor(predictor, args.out)
+    print(f"meta-trained on {len(train.tasks)} tasks ({', '.join(train.task_names)}) -> {args.out}")
+    for task, rows in predictor.meta.get("held_out", {}).items():
+        for label, scores in rows.items():
+            print(
+                f"held-out {task} ({label}): Spearman {scores['spearman']:.4f}, "
+                f"Kendall {scores['kendall_tau']:.4f}"
+            )
+    return 0
+
+
+def _meta_dataset(args: argparse.Namespace, space):
+    from diffusionnag.transfer.metadata import read_meta_dataset, table_meta_dataset
+
+    if args.meta_dataset is not None:
+        return read_meta_dataset(args.meta_dataset, space)
+    if space.name != "nb201":
+        raise ValueError(f"--table-tasks are NB201 table datasets; space is {space.name!r}")
+    from diffusionnag.benchmarks.nb201_table import NB201Table
+    from diffusionnag.benchmarks.shared_data import default_table_path
+
+    return table_meta_dataset(
+        NB201Table.from_csv(args.table or default_table_path()), args.table_tasks
+    )
+
+
+def _score_sde(args: argparse.Namespace):
+    from diffusionnag.training import build_score_model, default_train_config, read_config
+
+    config = read_config(args.checkpoint) if args.checkpoint else default_train_config(args.space)
+    if config.space != args.space:
+        raise ValueError(f"score model {args.checkpoint} is for space {config.space!r}")
+    return build_score_model(config).sde
+
+
+def add_meta_dataset_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "meta-dataset",
+        help="write a meta-dataset (JSONL rows task, cell, accuracy)",
+        description="Write the NB201 table's datasets as a meta-dataset, one task each.",
+    )
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    table = actions.add_parser("from-table", help="each NB201 table dataset becomes a task")
+    table.add_argument("--table", type=Path, help="NATS-Bench topology CSV")
+    table.add_argument("--tasks", nargs="+", default=list(TABLE_DATASETS))
+    table.add_argument("--out", type=Path, required=True, help="JSONL file")
+
+
+def cmd_meta_dataset(args: argparse.Namespace) -> int:
+    from diffusionnag.benchmarks.nb201_table import NB201Table
+    from diffusionnag.benchmarks.shared_data import default_table_path
+    from diffusionnag.transfer.metadata import table_meta_dataset, write_meta_dataset_jsonl
+
+    check_writable(args.out, folder=False)
+    table = NB201Table.from_csv(args.table or default_table_path())
+    dataset = table_meta_dataset(table, args.tasks)
+    write_meta_dataset_jsonl(dataset, get_space("nb201"), args.out)
+    rows = sum(len(task.archs) for task in dataset.tasks)
+    print(f"{rows} rows over {len(dataset.tasks)} tasks -> {args.out}")
+    return 0
+
+
+def add_transfer_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "transfer",
+        help="transfer to an unseen task: generate, rank by the meta-predictor, evaluate the best",
+        description="Rank guided-generated cells with a meta-predictor conditioned on the target "
+        "task and evaluate them best first, re-ranking after each evaluation.",
+    )
+    parser.add_argument("--space", choices=sorted(SPACES), default="nb201")
+    parser.add_argument(
+        "--benchmark",
+        default="nb201:cifar10",
+        help="nb201:<dataset> (a table as the unseen task) or train:<dataset> (real training)",
+    )
+    parser.add_argument("--meta-predictor", type=Path, help="folder (default: the shipped one)")
+    parser.add_argument(
+        "--support", type=Path, help="cells already evaluated on the target (JSON/CSV pairs)"
+    )
+    parser.add_argument("--score-model", type=Path, help="score-model folder (default: shipped)")
+    parser.add_argument("--budget", type=positive_int, default=3, help="cells to evaluate")
+    parser.add_argument("--candidates", type=positive_int, default=100, help="generated pool size")
+    parser.add_argument("--scale", type=float, default=10.0, help="guidance scale")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--table", type=Path, help="NATS-Bench topology CSV for nb201:*")
+    parser.add_argument("--data-root", type=Path, help="folder holding local CIFAR files")
+    parser.add_argument("--epochs", type=positive_int, default=4, help="epochs per cell (train:*)")
+    parser.add_argument("--out", type=Path, default=Path("runs/transfer/run.json"))
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    add_device_option(parser)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    from diffusionnag.search.job import best_table
+    from diffusionnag.transfer.pipeline import TransferJob, run_transfer
+
+    check_writable(args.out, folder=False)
+    job = TransferJob(
+        benchmark=args.benchmark,
+        space=args.space,
+        meta_predictor=args.meta_predictor,
+        support=args.support,
+        score_model=args.score_model,
+        budget=args.budget,
+        seed=args.seed,
+        out=args.out,
+        resume=args.resume,
+        table=args.table,
+        data_root=args.data_root,
+        train=TrainConfig(epochs=args.epochs, seed=args.seed, device=args.device),
+        options={"candidates": args.candidates, "scale": args.scale},
+        progress=not args.quiet,
+    )
+    history, strategy = run_transfer(job)
+    space = get_space(args.space)
+    trained_on = ", ".join(strategy.predictor.trained_on)
+    print(f"meta-predictor {strategy.meta_predictor}, trained on {trained_on}")
+    print(best_table(history, space))
+    best = history.best
+    if best is not None:
+        test = best.metrics.get("test_accuracy", best.value)
+        seconds = sum(t.strategy_seconds + t.eval_seconds for t in history)
+        print(
+            f"chosen cell: {space.to_string(best.arch)} (value {best.value:.2f}, test accuracy "
+            f"{test:.2f} %), {len(history)} evaluated in {seconds:.1f} s"
+        )
+    print(f"results -> {args.out}, journal -> {args.out.with_suffix('.jsonl')}")
+    return 0

@@ -1,0 +1,253 @@
+"""The meta-predictor: a noise-aware accuracy predictor conditioned on a task embedding.
+
+``MetaPredictor(x_t, std, task_embedding)`` predicts the task-standardised accuracy of the clean
+architecture behind ``x_t``, for the task the embedding describes. It is trained under the score
+model's SDE exactly as the guidance predictors are (``predictors.objective``), so its gradient
+guides reverse diffusion; at the smallest noise level it is the clean ranking predictor, the
+part the research code never released. The embedding comes from a registered task encoder
+(``predictors.task_encoders``) that is trained jointly with the predictor.
+
+:meth:`TrainedMetaPredictor.conditioned` fixes the task and returns an object with the same
+``standardised`` / ``predict`` / ``mean`` / ``scale`` surface as a single-task predictor, so
+guidance (``Objective``) and ranking (``generate_ranked``) use it unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from diffusionnag.diffusion.score_net import NoiseEmbedding
+from diffusionnag.diffusion.sde import SDE
+from diffusionnag.predictors.objective import DirectedGraphConv
+from diffusionnag.predictors.task_encoders import (
+    EvaluationsEncoder,
+    ImagesEncoder,
+    TaskData,
+    check_encoder,
+)
+from diffusionnag.spaces import Arch, SearchSpace
+
+
+@dataclass(frozen=True)
+class MetaPredictorConfig:
+    """Network and meta-training settings, saved with every meta-predictor."""
+
+    encoder: str = "evaluations"
+    hidden: int = 64
+    layers: int = 3
+    task_dim: int = 64
+    steps: int = 3000
+    tasks_per_step: int = 4
+    queries_per_task: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    clean_fraction: float = 0.5
+    """Share of query cells at the smallest noise level, so the clean ranking is sharp."""
+    floor_quantile: float = 0.3
+    """Accuracies below this quantile of their task are raised to it: guidance and ranking only
+    need the good region right (``predictors.objective.ACCURACY_FLOOR_QUANTILE``)."""
+    top_fraction: float = 0.1
+    """Queries and support cells are drawn half from a task's top ``top_fraction`` and half
+    uniformly: transfer ranks and evaluates the best cells, so the top must be ranked finely."""
+    max_support: int = 10
+    """Support sets of 0..max_support evaluated cells (``evaluations`` encoder)."""
+    per_class: int = 20
+    """Images per class in a task encoding (``images`` encoder)."""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_encoder(self.encoder)
+        for name in ("hidden", "layers", "task_dim", "steps", "tasks_per_step"):
+            _check_int(name, getattr(self, name), 1)
+        for name in ("queries_per_task", "per_class"):
+            _check_int(name, getattr(self, name), 2)
+        _check_int("max_support", self.max_support, 0)
+        _check_int("seed", self.seed, 0)
+        for name, low, high in (
+            ("lr", 0.0, 1.0),
+            ("weight_decay", 0.0, 1.0),
+            ("clean_fraction", 0.0, 1.0),
+            ("floor_quantile", 0.0, 0.99),
+            ("top_fraction", 0.0, 1.0),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"meta-predictor config {name} must be a number, got {value!r}")
+            if not low <= value <= high:
+                raise ValueError(f"meta-predictor config {name} must be in [{low}, {high}]")
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> MetaPredictorConfig:
+        """Every field present, none unknown; ``ValueError`` names ``where`` and the field."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{where}: config must be a JSON object")
+        names = {f.name for f in fields(cls)}
+        missing, unknown = sorted(names - set(data)), sorted(set(data) - names)
+        if missing or unknown:
+            raise ValueError(f"{where}: config fields missing {missing}, unknown {unknown}")
+        try:
+            return cls(**data)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{where}: {error}") from None
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"meta-predictor config {name} must be an int >= {minimum}, got {value!r}")
+
+
+class CellGraphEncoder(nn.Module):
+    """``x [B, N, V]`` (+ noise level, + a per-cell condition) -> ``[B, 2D]`` pooled graph state.
+
+    The directed graph convolution of the guidance predictors; a condition vector (the task) is
+    added to every node before message passing, so which operations matter can depend on it.
+    """
+
+    def __init__(self, space: SearchSpace, hidden: int, layers: int) -> None:
+        super().__init__()
+        adjacency = space.adjacency()
+        self.register_buffer("from_parents", adjacency.T / adjacency.sum(0).clamp_min(1)[:, None])
+        self.register_buffer("from_children", adjacency / adjacency.sum(1).clamp_min(1)[:, None])
+        self.embed = nn.Linear(len(space.vocab), hidden)
+        self.node_embedding = nn.Parameter(torch.randn(space.num_nodes, hidden) * 0.02)
+        self.noise_embedding = NoiseEmbedding(8, hidden)
+        self.convs = nn.ModuleList(DirectedGraphConv(hidden) for _ in range(layers))
+
+    def forward(self, x: Tensor, std: Tensor, condition: Tensor | None = None) -> Tensor:
+        scaled = x / (1 + std**2).sqrt()[:, None, None]  # [B, N, V]
+        h = self.embed(scaled) + self.node_embedding + self.noise_embedding(std)[:, None, :]
+        if condition is not None:
+            h = h + condition[:, None, :]
+        for conv in self.convs:
+            h = conv(h, self.from_parents, self.from_children)  # [B, N, D]
+        return torch.cat([h.mean(1), h.amax(1)], dim=-1)  # [B, 2D]
+
+
+class _CleanCells(nn.Module):
+    """Support cells are clean: the graph encoder at a fixed tiny noise level."""
+
+    def __init__(self, space: SearchSpace, hidden: int) -> None:
+        super().__init__()
+        self.graph = CellGraphEncoder(space, hidden, 2)
+
+    def forward(self, cells: Tensor) -> Tensor:
+        return self.graph(cells, torch.full((len(cells),), 1e-3, device=cells.device))
+
+
+class MetaPredictor(nn.Module):
+    """``(x_t [B, N, V], std [B], task_embedding [D] or [B, D]) -> [B]`` standardised accuracy."""
+
+    def __init__(self, space: SearchSpace, config: MetaPredictorConfig) -> None:
+        super().__init__()
+        hidden, dim = config.hidden, config.task_dim
+        if config.encoder == "evaluations":
+            self.task_encoder: nn.Module = EvaluationsEncoder(
+                _CleanCells(space, hidden), 2 * hidden, dim
+            )
+        else:
+            self.task_encoder = ImagesEncoder(dim, seed=config.seed)
+        self.cells = CellGraphEncoder(space, hidden, config.layers)
+        self.condition = nn.Linear(dim, hidden)
+        self.modulate = nn.Linear(dim, 2 * hidden)
+        self.head = nn.Sequential(
+            nn.Linear(4 * hidden + dim, hidden), nn.ReLU(), nn.Linear(hidden, 1)
+        )
+
+    def encode_task(self, task: TaskData) -> Tensor:
+        return self.task_encoder(task)  # [D]
+
+    def encode_tasks(self, tasks: list[TaskData]) -> Tensor:
+        """``[T, D]``; support sets of different sizes are padded and encoded in one batch."""
+        if not isinstance(self.task_encoder, EvaluationsEncoder):
+            return torch.stack([self.task_encoder(task) for task in tasks])
+        length = max(len(task.support_values) for task in tasks)
+        reference = (
+            next(t.support_cells for t in tasks if len(t.support_values)) if length else None
+        )
+        if reference is None:
+            return self.task_encoder.empty.expand(len(tasks), -1)
+        cells = reference.new_zeros(len(tasks), length, *reference.shape[1:])
+        values = reference.new_zeros(len(tasks), length)
+        valid = torch.zeros(len(tasks), length, dtype=torch.bool, device=reference.device)
+        for row, task in enumerate(tasks):
+            size = len(task.support_values)
+            if size:
+                cells[row, :size], values[row, :size] = task.support_cells, task.support_values
+                valid[row, :size] = True
+        return self.task_encoder.batch(cells, values, valid)
+
+    def forward(self, x: Tensor, std: Tensor, task_embedding: Tensor) -> Tensor:
+        task = task_embedding.expand(x.shape[0], -1)  # [B, D]
+        pooled = self.cells(x, std, self.condition(task))  # [B, 2H]
+        # The product lets the task reweight cell features directly (which operations pay off
+        # on it), an interaction the additive node condition would need many steps to learn.
+        features = [pooled, pooled * self.modulate(task), task]
+        return self.head(torch.cat(features, dim=-1)).squeeze(-1)  # [B]
+
+
+@dataclass
+class ConditionedPredictor:
+    """The meta-predictor with its task fixed: the single-task predictor surface.
+
+    ``embeddings [R, D]`` are R encodings of the same task (resampled images or support
+    subsets); predictions are their mean, which steadies the ranking.
+    """
+
+    space: SearchSpace
+    sde: SDE
+    network: MetaPredictor
+    embeddings: Tensor
+    mean: float = 0.0
+    scale: float = 1.0
+
+    def standardised(self, x: Tensor, t: Tensor) -> Tensor:
+        std = self.sde.std(t)
+        outputs = [self.network(x, std, e) for e in self.embeddings]
+        return torch.stack(outputs).mean(0)  # [B]
+
+    @torch.no_grad()
+    def predict(self, archs: list[Arch]) -> np.ndarray:
+        """Clean predictions (task-standardised accuracy: only the order is meaningful)."""
+        device = self.embeddings.device
+        x = self.space.encode(archs).to(device)
+        t = torch.full((len(archs),), self.sde.t_min, device=device)
+        return self.standardised(x, t).cpu().numpy()
+
+
+@dataclass
+class TrainedMetaPredictor:
+    """A meta-trained predictor, its config, its SDE and what it was trained on (``meta``)."""
+
+    space: SearchSpace
+    sde: SDE
+    network: MetaPredictor
+    config: MetaPredictorConfig
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def trained_on(self) -> list[str]:
+        return list(self.meta.get("tasks", []))
+
+    @torch.no_grad()
+    def embed(self, tasks: list[TaskData]) -> Tensor:
+        """``[R, D]`` embeddings, one per encoding of the task."""
+        if not tasks:
+            raise ValueError("need at least one task encoding")
+        return self.network.encode_tasks(tasks)
+
+    def conditioned(self, tasks: list[TaskData]) -> ConditionedPredictor:
+        return ConditionedPredictor(self.space, self.sde, self.network, self.embed(tasks))
+
+    def support(self, archs: list[Arch], values: np.ndarray | list[float]) -> TaskData:
+        """A support set for the ``evaluations`` encoder (may be empty)."""
+        device = self.network.head[0].weight.device
+        cells = self.space.encode(archs) if archs else torch.zeros(0, 1, 1)
+        return TaskData(
+            support_cells=cells.to(device),
+            support_values=torch.tensor(np.asarray(values, dtype=np.float32), device=device),
+        )

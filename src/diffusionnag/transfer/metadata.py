@@ -1,0 +1,184 @@
+"""Meta-datasets: rows of (task, cell, accuracy), grouped into tasks for meta-training.
+
+Formats:
+
+- JSONL: an optional first line ``{"type": "header", "space": "nb201", ...}``, then one object
+  per row with ``task``, ``cell`` and the accuracy field (``accuracy`` unless told otherwise);
+  other fields (a task spec, test accuracy, costs, a protocol) are kept but not needed.
+- CSV: a header row naming ``task``, ``cell`` and the accuracy column (and optionally ``space``).
+- The NB201 table: :func:`table_meta_dataset` turns each table dataset into one task.
+
+A cell string that does not parse in the space (a meta-dataset for another space) is an error
+naming the file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from torch import Tensor
+
+from diffusionnag.spaces import Arch, SearchSpace
+
+VALUE_FIELD = "accuracy"
+
+
+@dataclass
+class MetaTask:
+    """One task: the cells evaluated on it and their accuracies; ``images`` (one ``[n_c, c, H,
+    W]`` tensor per class) where the task is an image dataset."""
+
+    name: str
+    archs: list[Arch]
+    values: np.ndarray
+    images: list[Tensor] | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.archs) != len(self.values):
+            raise ValueError(
+                f"task {self.name!r}: {len(self.archs)} cells, {len(self.values)} values"
+            )
+        if len(self.archs) < 2:
+            raise ValueError(
+                f"task {self.name!r} has {len(self.archs)} rows; at least 2 are needed"
+            )
+        if self.images is not None and len(self.images) < 2:
+            raise ValueError(f"task {self.name!r} has images of {len(self.images)} class; need 2")
+
+
+@dataclass
+class MetaDataset:
+    space: str
+    tasks: list[MetaTask]
+    source: str = "<memory>"
+
+    @property
+    def task_names(self) -> list[str]:
+        return [task.name for task in self.tasks]
+
+    def split(self, held_out: Sequence[str]) -> tuple[MetaDataset, MetaDataset]:
+        """(training tasks, held-out tasks); ``ValueError`` for a name that is not a task."""
+        unknown = sorted(set(held_out) - set(self.task_names))
+        if unknown:
+            raise ValueError(
+                f"held-out task(s) {', '.join(unknown)} not in {self.source}; "
+                f"tasks: {', '.join(self.task_names)}"
+            )
+        keep = [t for t in self.tasks if t.name not in held_out]
+        out = [t for t in self.tasks if t.name in held_out]
+        if not keep:
+            raise ValueError("every task is held out; nothing is left to meta-train on")
+        return MetaDataset(self.space, keep, self.source), MetaDataset(self.space, out, self.source)
+
+
+def group_rows(
+    rows: Iterable[tuple[str, str, str, object]], space: SearchSpace, source: str
+) -> MetaDataset:
+    """Tasks from ``(where, task, cell, value)`` rows, in order of first appearance."""
+    grouped: dict[str, tuple[list[Arch], list[float]]] = {}
+    for where, task, cell, value in rows:
+        try:
+            arch = space.from_string(str(cell))
+        except ValueError as error:
+            raise ValueError(
+                f"{source} {where}: {error} (is this a meta-dataset for space {space.name!r}?)"
+            ) from None
+        number = _finite(value, f"{source} {where}")
+        archs, values = grouped.setdefault(str(task), ([], []))
+        archs.append(arch)
+        values.append(number)
+    if not grouped:
+        raise ValueError(f"{source} holds no rows")
+    tasks = [MetaTask(name, a, np.asarray(v)) for name, (a, v) in grouped.items()]
+    return MetaDataset(space.name, tasks, source)
+
+
+def read_meta_dataset(
+    path: Path | str, space: SearchSpace, value_field: str = VALUE_FIELD
+) -> MetaDataset:
+    """A meta-dataset file (JSONL or CSV, by suffix); every problem names the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"meta-dataset file {path} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"meta-dataset {path} is not UTF-8 text: {error.reason}") from None
+    reader = _csv_rows if path.suffix.lower() == ".csv" else _jsonl_rows
+    return group_rows(reader(text, path, space, value_field), space, str(path))
+
+
+def _jsonl_rows(
+    text: str, path: Path, space: SearchSpace, value_field: str
+) -> Iterable[tuple[str, str, str, object]]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} line {number} is not JSON: {error}") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"{path} line {number} is not a JSON object")
+        _check_space(record.get("space"), space, path, number)
+        if record.get("type") == "header":
+            continue
+        missing = [k for k in ("task", "cell", value_field) if k not in record]
+        if missing:
+            raise ValueError(f"{path} line {number} lacks field(s) {', '.join(missing)}")
+        yield f"line {number}", record["task"], record["cell"], record[value_field]
+
+
+def _csv_rows(
+    text: str, path: Path, space: SearchSpace, value_field: str
+) -> Iterable[tuple[str, str, str, object]]:
+    reader = csv.DictReader(text.splitlines())
+    missing = [k for k in ("task", "cell", value_field) if k not in (reader.fieldnames or [])]
+    if missing:
+        raise ValueError(f"{path}: the header row lacks column(s) {', '.join(missing)}")
+    for number, row in enumerate(reader, start=2):
+        _check_space(row.get("space"), space, path, number)
+        yield f"line {number}", row["task"], row["cell"], row[value_field]
+
+
+def _check_space(found: object, space: SearchSpace, path: Path, number: int) -> None:
+    if found not in (None, "", space.name):
+        raise ValueError(f"{path} line {number} is for search space {found!r}, not {space.name!r}")
+
+
+def _finite(value: object, where: str) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: accuracy {value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{where}: accuracy {value!r} is not finite")
+    return number
+
+
+def table_meta_dataset(table, datasets: Sequence[str]) -> MetaDataset:
+    """Each NB201 table dataset as one task named ``nb201:<dataset>`` (every cell of the table)."""
+    from diffusionnag.benchmarks.nb201_table import resolve_dataset
+
+    names = [resolve_dataset(d) for d in datasets]
+    tasks = [MetaTask(f"nb201:{d}", list(table.archs), table.accuracies(d)) for d in names]
+    return MetaDataset("nb201", tasks, table.source)
+
+
+def write_meta_dataset_jsonl(dataset: MetaDataset, space: SearchSpace, path: Path) -> None:
+    """The JSONL form :func:`read_meta_dataset` reads, written atomically."""
+    from diffusionnag.search.journal import atomic_write_text
+
+    lines = [json.dumps({"type": "header", "space": dataset.space, "source": dataset.source})]
+    for task in dataset.tasks:
+        lines.extend(
+            json.dumps({"task": task.name, "cell": space.to_string(a), VALUE_FIELD: float(v)})
+            for a, v in zip(task.archs, task.values, strict=True)
+        )
+    atomic_write_text(path, "\n".join(lines) + "\n")

@@ -1,0 +1,148 @@
+"""The transfer pipeline as a user runs it: target -> meta-predictor -> ranked proposals -> report.
+
+encode the target task -> guided generation with a decreasing scale until K unique valid
+cells -> rank them with the clean meta-predictor -> evaluate in that order (table look-up or
+real training) up to a budget, re-ranking as evaluations arrive -> report. Outputs next to
+``out`` (``run.json``): the journal ``run.jsonl`` (``resume`` continues a killed run) and
+``run.png``.
+
+Shipped meta-predictors (``assets/meta-nb201-*``, see :data:`SHIPPED_META`) make
+``transfer --benchmark nb201:<dataset>`` work without training: the default for a table target
+is the one meta-trained on the *other* tables, so the target was never seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from diffusionnag.benchmarks.base import Evaluator
+from diffusionnag.benchmarks.training import TrainConfig, TrainingEvaluator
+from diffusionnag.predictors.data import load_pairs
+from diffusionnag.search.history import History
+from diffusionnag.search.job import SearchJob, build_evaluator, plot_history
+from diffusionnag.search.journal import atomic_write_json
+from diffusionnag.search.run import run_header, run_result, run_search
+from diffusionnag.spaces import get_space
+from diffusionnag.training import ScoreModel, load_score_model
+from diffusionnag.transfer.meta_train import load_meta_predictor
+from diffusionnag.transfer.strategy import TransferStrategy
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+SHIPPED_META = {
+    "nb201:cifar10": "meta-nb201-no-cifar10",
+    "nb201:cifar100": "meta-nb201-no-cifar100",
+    "nb201:ImageNet16-120": "meta-nb201-no-ImageNet16-120",
+}
+"""Table targets -> the shipped meta-predictor that never saw them."""
+SHIPPED_ALL_TABLES = "meta-nb201-tables"
+"""Meta-trained on all three NB201 tables: the default for real-training targets."""
+
+
+@dataclass(frozen=True)
+class TransferJob:
+    benchmark: str = "nb201:cifar10"
+    space: str = "nb201"
+    meta_predictor: Path | None = None
+    support: Path | None = None
+    """Cells already evaluated on the target (a pairs file, ``load_pairs``): the first support."""
+    score_model: Path | None = None
+    budget: int = 3
+    seed: int = 0
+    out: Path = Path("runs/transfer/run.json")
+    resume: bool = False
+    table: Path | None = None
+    data_root: Path | None = None
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=4))
+    options: dict[str, Any] = field(default_factory=dict)
+    progress: bool = True
+
+
+def default_meta_predictor(benchmark: str, space: str) -> Path:
+    """The shipped meta-predictor for ``benchmark``; ``ValueError`` where none is shipped."""
+    kind, _, dataset = benchmark.partition(":")
+    if kind == "nb201":
+        from diffusionnag.benchmarks.nb201_table import resolve_dataset
+
+        name = SHIPPED_META[f"nb201:{resolve_dataset(dataset)}"]
+    elif space == "nb201":
+        name = SHIPPED_ALL_TABLES
+    else:
+        raise ValueError(
+            f"no meta-predictor ships for space {space!r}; meta-train one "
+            "(diffusionnag meta-train) and pass --meta-predictor DIR"
+        )
+    return ASSETS / name
+
+
+def run_transfer(job: TransferJob) -> tuple[History, TransferStrategy]:
+    """Run (or resume) transfer to ``job.benchmark``; writes the journal, result JSON and plot."""
+    space = get_space(job.space)
+    search_job = SearchJob(
+        space=job.space,
+        benchmark=job.benchmark,
+        seed=job.seed,
+        table=job.table,
+        data_root=job.data_root,
+        train=job.train,
+        progress=job.progress,
+    )
+    evaluator = build_evaluator(search_job, space)
+    known = load_pairs(job.support, space) if job.support else ([], [])
+    folder = job.meta_predictor or default_meta_predictor(job.benchmark, job.space)
+    predictor = load_meta_predictor(folder, "cpu")
+    model = _score_model(job.score_model, job.space)
+    strategy = TransferStrategy(
+        space,
+        job.seed,
+        predictor,
+        model,
+        class_images(evaluator) if predictor.config.encoder == "images" else None,
+        (list(known[0]), [float(v) for v in known[1]]),
+        meta_predictor=str(folder),
+        **job.options,
+    )
+    out = Path(job.out)
+    journal = out.with_suffix(".jsonl")
+    if journal.exists() and not job.resume:
+        raise ValueError(f"{journal} exists: pass --resume to continue that run, or another --out")
+    history = run_search(
+        strategy,
+        evaluator,
+        space,
+        job.budget,
+        journal_path=journal,
+        resume=job.resume,
+        progress=job.progress,
+        result_path=out,
+    )
+    result = run_result(history, run_header(strategy, evaluator, space, job.budget, 1))
+    result["transfer"] = {
+        "meta_predictor": str(folder),
+        "trained_on": predictor.trained_on,
+        "candidates": len(strategy.pool()),
+        "generation": strategy.generation_rounds,
+    }
+    atomic_write_json(out, result)
+    plot_history(history, out.with_suffix(".png"), f"transfer on {job.benchmark}")
+    return history, strategy
+
+
+def _score_model(folder: Path | None, space: str) -> ScoreModel:
+    if folder is not None:
+        return load_score_model(folder, "cpu")
+    from diffusionnag.pretrained import default_score_model
+
+    return default_score_model(space)
+
+
+def class_images(evaluator: Evaluator) -> list[Tensor] | None:
+    """The training images of a real-training target, one tensor per class (``None`` for a
+    table, which has no images)."""
+    if not isinstance(evaluator, TrainingEvaluator):
+        return None
+    train = evaluator.data.train
+    return [train.images[train.labels == c] for c in range(evaluator.data.num_classes)]
