@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import write_fake_table
+from PIL import Image
 
-from diffusionnag.benchmarks.datasets import load_digits
+from diffusionnag.benchmarks.datasets import load_digits, load_image_folder
 from diffusionnag.cli import main
 from diffusionnag.diffusion.sde import build_sde
 from diffusionnag.predictors.meta import MetaPredictor, MetaPredictorConfig
@@ -81,6 +82,32 @@ def test_a_task_with_one_class_is_refused() -> None:
     archs = SPACE.sample(2, np.random.default_rng(0))
     with pytest.raises(ValueError, match="images of 1 class"):
         MetaTask("one", archs, np.array([1.0, 2.0]), images=[torch.randn(3, 1, 8, 8)])
+
+
+def _image_folder(root: Path) -> Path:
+    """Three classes of 12 PNG images each: dark, bright and striped."""
+    rng = np.random.default_rng(0)
+    patterns = {
+        "dark": lambda: rng.integers(0, 60, (16, 16)),
+        "bright": lambda: rng.integers(190, 256, (16, 16)),
+        "striped": lambda: np.tile([0, 255], (16, 8)) + rng.integers(0, 20, (16, 16)),
+    }
+    for name, pattern in patterns.items():
+        (root / name).mkdir(parents=True)
+        for i in range(12):
+            pixels = np.clip(pattern(), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+    return root
+
+
+def test_images_encoder_works_on_an_image_folder(tmp_path: Path) -> None:
+    data = load_image_folder(_image_folder(tmp_path / "images"), resolution=16)
+    pools = [data.train.images[data.train.labels == c] for c in range(data.num_classes)]
+    images = sample_class_images(pools, 20, np.random.default_rng(0))  # fewer: with replacement
+    assert images.shape == (3, 20, data.in_channels, 16, 16)
+    with torch.no_grad():
+        embedding = _network("images").encode_task(TaskData(images=images))
+    assert embedding.shape == (SMALL["task_dim"],) and torch.isfinite(embedding).all()
 
 
 def test_images_encoder_tells_real_tasks_apart() -> None:
@@ -189,7 +216,8 @@ def meta_folder(full_fake_table: Path, tmp_path_factory: pytest.TempPathFactory)
     return out
 
 
-TRANSFER = ["--benchmark", "nb201:cifar10", "--budget", "3", "--candidates", "8", "--quiet"]
+TRANSFER = ["--benchmark", "nb201:cifar10", "--budget", "3", "--candidates", "8", "--steps", "5",
+            "--quiet"]  # fmt: skip
 
 
 def test_transfer_end_to_end_on_a_fake_table(
@@ -248,3 +276,15 @@ def test_meta_train_refuses_a_meta_dataset_of_another_space(tmp_path: Path, caps
     assert main(["meta-train", "--meta-dataset", str(rows), "--out", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "is for search space 'mbv3', not 'nb201'" in err
+
+
+def test_transfer_to_a_real_training_target(meta_folder: Path, tmp_path: Path) -> None:
+    """Digits has no table: every proposed cell is trained, and the support set grows."""
+    out = tmp_path / "digits.json"
+    argv = ["transfer", "--benchmark", "train:digits", "--meta-predictor", str(meta_folder),
+            "--budget", "2", "--candidates", "4", "--steps", "5", "--epochs", "1", "--device",
+            "cpu", "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    trajectory = json.loads(out.read_text())["trajectory"]
+    assert len(trajectory) == 2
+    assert all(0 <= t["value"] <= 100 and "test_accuracy" in t["metrics"] for t in trajectory)

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from diffusionnag.cli.common import PROG, USAGE_ERROR, Parser
+from diffusionnag.cli.metadata import add_meta_dataset_parser, cmd_meta_dataset
 from diffusionnag.cli.predict import add_train_predictor_parser, cmd_train_predictor
 from diffusionnag.cli.score import (
     add_generate_parser,
@@ -28,10 +29,8 @@ from diffusionnag.cli.search import (
     cmd_search,
 )
 from diffusionnag.cli.transfer import (
-    add_meta_dataset_parser,
     add_meta_train_parser,
     add_transfer_parser,
-    cmd_meta_dataset,
     cmd_meta_train,
     cmd_transfer,
 )

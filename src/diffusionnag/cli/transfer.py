@@ -1,18 +1,19 @@
-"""``meta-train`` (fit a task-conditioned meta-predictor), ``meta-dataset`` (write one from the
-NB201 table) and ``transfer`` (rank generated cells for an unseen task, evaluate the best)."""
+"""``meta-train`` (fit a task-conditioned meta-predictor) and ``transfer`` (rank generated cells
+for an unseen task, evaluate the best)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from diffusionnag.benchmarks.nb201_table import DATASETS as TABLE_DATASETS
 from diffusionnag.benchmarks.training import TrainConfig
 from diffusionnag.cli.common import add_device_option, check_writable, positive_int
+from diffusionnag.generate import SAMPLER_NAMES
 from diffusionnag.predictors.meta import MetaPredictorConfig
 from diffusionnag.predictors.task_encoders import ENCODER_NAMES
 from diffusionnag.spaces import SPACES, get_space
 
-TABLE_DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
 DEFAULTS = MetaPredictorConfig()
 
 
@@ -99,33 +100,6 @@ def _score_sde(args: argparse.Namespace):
     return build_score_model(config).sde
 
 
-def add_meta_dataset_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "meta-dataset",
-        help="write a meta-dataset (JSONL rows task, cell, accuracy)",
-        description="Write the NB201 table's datasets as a meta-dataset, one task each.",
-    )
-    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    table = actions.add_parser("from-table", help="each NB201 table dataset becomes a task")
-    table.add_argument("--table", type=Path, help="NATS-Bench topology CSV")
-    table.add_argument("--tasks", nargs="+", default=list(TABLE_DATASETS))
-    table.add_argument("--out", type=Path, required=True, help="JSONL file")
-
-
-def cmd_meta_dataset(args: argparse.Namespace) -> int:
-    from diffusionnag.benchmarks.nb201_table import NB201Table
-    from diffusionnag.benchmarks.shared_data import default_table_path
-    from diffusionnag.transfer.metadata import table_meta_dataset, write_meta_dataset_jsonl
-
-    check_writable(args.out, folder=False)
-    table = NB201Table.from_csv(args.table or default_table_path())
-    dataset = table_meta_dataset(table, args.tasks)
-    write_meta_dataset_jsonl(dataset, get_space("nb201"), args.out)
-    rows = sum(len(task.archs) for task in dataset.tasks)
-    print(f"{rows} rows over {len(dataset.tasks)} tasks -> {args.out}")
-    return 0
-
-
 def add_transfer_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "transfer",
@@ -147,6 +121,8 @@ def add_transfer_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--budget", type=positive_int, default=3, help="cells to evaluate")
     parser.add_argument("--candidates", type=positive_int, default=100, help="generated pool size")
     parser.add_argument("--scale", type=float, default=10.0, help="guidance scale")
+    parser.add_argument("--sampler", choices=SAMPLER_NAMES, default="em")
+    parser.add_argument("--steps", type=positive_int, default=50, help="sampling steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--table", type=Path, help="NATS-Bench topology CSV for nb201:*")
     parser.add_argument("--data-root", type=Path, help="folder holding local CIFAR files")
@@ -175,7 +151,12 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         table=args.table,
         data_root=args.data_root,
         train=TrainConfig(epochs=args.epochs, seed=args.seed, device=args.device),
-        options={"candidates": args.candidates, "scale": args.scale},
+        options={
+            "candidates": args.candidates,
+            "scale": args.scale,
+            "sampler": args.sampler,
+            "steps": args.steps,
+        },
         progress=not args.quiet,
     )
     history, strategy = run_transfer(job)

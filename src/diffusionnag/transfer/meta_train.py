@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from diffusionnag.device import resolve_device
+from diffusionnag.device import resolve_device, single_thread
 from diffusionnag.diffusion.sde import SDE, sde_from_dict, sde_to_dict
 from diffusionnag.metrics import rank_correlations
 from diffusionnag.predictors.meta import MetaPredictor, MetaPredictorConfig, TrainedMetaPredictor
@@ -104,13 +104,14 @@ def train_meta_predictor(
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.steps)
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator(dev).manual_seed(config.seed)
-    for _ in tqdm(range(config.steps), disable=not progress, desc="meta-train", unit="step"):
-        chosen = [tasks[i] for i in rng.integers(len(tasks), size=config.tasks_per_step)]
-        loss = _step_loss(network, sde, chosen, config, rng, generator)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
+    with single_thread():
+        for _ in tqdm(range(config.steps), disable=not progress, desc="meta-train", unit="step"):
+            chosen = [tasks[i] for i in rng.integers(len(tasks), size=config.tasks_per_step)]
+            loss = _step_loss(network, sde, chosen, config, rng, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
     network.eval()
     meta = {"tasks": dataset.task_names, "source": dataset.source}
     return TrainedMetaPredictor(space, sde, network, config, meta)
