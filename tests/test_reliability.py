@@ -21,6 +21,7 @@ import pytest
 import torch
 from conftest import write_fake_table
 
+from diffusionnag.benchmarks.datasets import read_cifar_batch
 from diffusionnag.cli import main
 from diffusionnag.diffusion.sde import build_sde
 from diffusionnag.predictors.objective import PredictorConfig, save_predictor, train_predictor
@@ -238,3 +239,16 @@ def test_full_disk_names_the_journal(work: Path, tmp_path: Path, capsys, monkeyp
     assert lines == [
         f"diffusionnag: error: cannot write journal {journal}: No space left on device"
     ]
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_cifar_batches_of_every_pickle_protocol_load(tmp_path: Path, protocol: int) -> None:
+    """Python 2 (the official release) and 3 write bytes and arrays differently; all load."""
+    pixels = np.random.default_rng(0).integers(0, 256, size=(3, 3072), dtype=np.uint8)
+    batch = {b"batch_label": b"training batch 1 of 5", b"labels": [3, 1, 4], b"data": pixels}
+    batch[b"filenames"] = [b"a.png", b"b.png", b"c.png"]
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps(batch, protocol=protocol))
+    images, labels = read_cifar_batch(path)
+    assert images.shape == (3, 3, 32, 32) and labels.tolist() == [3, 1, 4]
+    np.testing.assert_array_equal(images.reshape(3, -1), pixels)

@@ -18,6 +18,7 @@ from diffusionnag.execution import InProcessExecutor, LocalPoolExecutor
 from diffusionnag.predictors.data import load_pairs
 from diffusionnag.pretrained import SHIPPED
 from diffusionnag.search import get_strategy
+from diffusionnag.search.harness import run_benchmark
 from diffusionnag.search.history import History
 from diffusionnag.search.job import plot_history
 from diffusionnag.search.journal import open_journal
@@ -29,9 +30,14 @@ SPACE = NB201Space()
 
 
 @pytest.fixture(scope="module")
-def table(tmp_path_factory: pytest.TempPathFactory) -> NB201Table:
-    path = tmp_path_factory.mktemp("table") / "table.csv"
-    return NB201Table.from_csv(write_fake_table(path, 15625, seed=0))
+def table_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every NB201 cell with made-up accuracies."""
+    return write_fake_table(tmp_path_factory.mktemp("table") / "table.csv", 15625, seed=0)
+
+
+@pytest.fixture(scope="module")
+def table(table_path: Path) -> NB201Table:
+    return NB201Table.from_csv(table_path)
 
 
 def _header(table: NB201Table, budget: int = 5) -> dict:
@@ -118,15 +124,22 @@ def test_stale_temporaries_are_removed_and_others_kept(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027])
-def test_outputs_respect_the_umask(table: NB201Table, tmp_path: Path, umask: int) -> None:
+def test_outputs_respect_the_umask(
+    table: NB201Table, table_path: Path, tmp_path: Path, umask: int
+) -> None:
     previous = os.umask(umask)
     try:
-        journal = tmp_path / "run.jsonl"
-        history = _search(table, journal)
+        history = _search(table, tmp_path / "run.jsonl")
         plot_history(history, tmp_path / "run.png", "random on nb201:cifar10")
+        run_benchmark(
+            ["random"], [0], ["cifar10"], 3, table_path, tmp_path / "bench", progress=False
+        )
     finally:
         os.umask(previous)
-    for name in ("run.jsonl", "run.result.json", "run.png"):
+    names = ["run.jsonl", "run.result.json", "run.png"]
+    names += [f"bench/{name}" for name in ("summary.json", "summary.md", "best_so_far_cifar10.png")]
+    names += [f"bench/runs/cifar10/random/seed0.{kind}" for kind in ("jsonl", "result.json")]
+    for name in names:
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
 
 
