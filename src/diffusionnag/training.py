@@ -195,13 +195,9 @@ def remove_stale_temporaries(path: Path) -> None:
     """Delete ``.NAME.XXXXXXXX.tmp`` files that :func:`atomic_write` of ``path`` left behind
     when killed (mkstemp's 8 random characters, so other names' temporaries never match)."""
     pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")
-    for stale in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+    for stale in path.parent.iterdir():
         if pattern.fullmatch(stale.name):
             stale.unlink(missing_ok=True)
-
-
-def glob_escape(name: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", name)
 
 
 def _save_checkpoint(out: Path, config: ScoreTrainConfig, state: dict[str, Any]) -> None:
