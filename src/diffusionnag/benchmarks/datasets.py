@@ -5,6 +5,10 @@ and ``[n]`` integer labels. Splits that the source does not fix are drawn by a s
 split, so the same seed gives the same split on every run and machine. Normalisation uses the
 per-channel mean and std of the training split, so no statistic leaks from valid or test.
 
+MNIST-format folders (``idx:PATH``, read by :mod:`diffusionnag.benchmarks.idx`) and
+Fashion-MNIST (``fashion-mnist``, where the Debian package ``dataset-fashion-mnist`` installs
+it) keep their test split; valid is drawn from their training split.
+
 CIFAR's python batches are pickles, read by :class:`CifarUnpickler`, which builds only the
 dicts, lists, bytes and numpy arrays the format holds: a file whose pickle names any other
 callable (a hostile ``__reduce__``) is refused before anything runs.
@@ -26,9 +30,25 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-DATASETS = ("digits", "folder:PATH", "cifar10", "cifar100")
+from diffusionnag.benchmarks.idx import read_idx_folder
+
+DATASETS = ("digits", "folder:PATH", "fashion-mnist", "idx:PATH", "cifar10", "cifar100")
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".ppm", ".tif", ".tiff", ".webp")
 SPLIT_FRACTIONS = (0.6, 0.2, 0.2)
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+"""Where the Debian/Ubuntu package ``dataset-fashion-mnist`` installs the IDX files."""
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 
 @dataclass(frozen=True)
@@ -314,16 +334,64 @@ def load_cifar(
     return _make_dataset(name, images, labels, indices, classes, split_seed=seed)
 
 
+def load_idx(
+    root: Path | str,
+    *,
+    name: str | None = None,
+    classes: Sequence[str] | None = None,
+    valid_fraction: float = 0.2,
+    seed: int = 0,
+) -> ImageDataset:
+    """An MNIST-format folder (``train-images-idx3-ubyte[.gz]`` and the three other files).
+
+    Test is the folder's test set; valid is a seeded stratified draw from its training set.
+    """
+    root = Path(root).expanduser()
+    train_pixels, train_labels, test_pixels, test_labels = read_idx_folder(root)
+    count = int(train_labels.max()) + 1
+    if classes is not None and len(classes) != count:
+        raise ValueError(f"IDX folder {root} has {count} classes, expected {len(classes)}")
+    fractions = (1.0 - valid_fraction, valid_fraction)
+    train_idx, valid_idx = stratified_split(train_labels, fractions, np.random.default_rng(seed))
+    pixels = np.concatenate([train_pixels, test_pixels])
+    images = torch.from_numpy(pixels).unsqueeze(1).float().div_(255.0)  # [n, 1, H, W]
+    labels = torch.from_numpy(np.concatenate([train_labels, test_labels]))
+    test_idx = np.arange(len(train_labels), len(labels))
+    names = classes if classes is not None else [str(c) for c in range(count)]
+    indices = [train_idx, valid_idx, test_idx]
+    return _make_dataset(name or f"idx:{root}", images, labels, indices, names, split_seed=seed)
+
+
+def load_fashion_mnist(*, seed: int = 0) -> ImageDataset:
+    """Fashion-MNIST (60,000 + 10,000 28x28 images) where ``dataset-fashion-mnist`` puts it."""
+    if not FASHION_MNIST_DIR.is_dir():
+        raise ValueError(
+            f"Fashion-MNIST not found at {FASHION_MNIST_DIR}; install it with "
+            "`apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or pass idx:PATH for a "
+            "folder holding its IDX files; nothing is downloaded"
+        )
+    return load_idx(
+        FASHION_MNIST_DIR, name="fashion-mnist", classes=FASHION_MNIST_CLASSES, seed=seed
+    )
+
+
 def load_dataset(
     spec: str, root: Path | str | None = None, *, resolution: int = 32, seed: int = 0
 ) -> ImageDataset:
-    """The dataset named by ``spec``: ``digits``, ``folder:PATH``, ``cifar10`` or ``cifar100``.
+    """The dataset named by ``spec``: ``digits``, ``fashion-mnist``, ``idx:PATH`` (an MNIST-format
+    folder), ``folder:PATH``, ``cifar10`` or ``cifar100``.
 
     ``root`` is the directory holding the CIFAR folders; ``resolution`` applies to image
     folders (digits is 8x8 and CIFAR 32x32 as released); ``seed`` fixes the splits.
     """
     if spec == "digits":
         return load_digits(seed=seed)
+    if spec == "fashion-mnist":
+        return load_fashion_mnist(seed=seed)
+    if spec.startswith("idx:"):
+        if not spec.removeprefix("idx:"):
+            raise ValueError("dataset spec 'idx:' needs a path, e.g. idx:/data/mnist")
+        return load_idx(spec.removeprefix("idx:"), seed=seed)
     if spec.startswith("folder:"):
         path = spec.removeprefix("folder:")
         if not path:

@@ -4,7 +4,10 @@ Formats:
 
 - JSONL: an optional first line ``{"type": "header", "space": "nb201", ...}``, then one object
   per row with ``task``, ``cell`` and the accuracy field (``accuracy`` unless told otherwise);
-  other fields (a task spec, test accuracy, costs, a protocol) are kept but not needed.
+  other fields (a task spec, test accuracy, costs, a protocol) are kept but not needed. Rows
+  marked ``"failed": true`` (a training run that diverged, as ``meta-dataset build`` writes
+  them) are skipped. ``images=True`` gives every task the training images of the ``spec``
+  its rows carry (:func:`diffusionnag.transfer.tasks.task_images`), for the ``images`` encoder.
 - CSV: a header row naming ``task``, ``cell`` and the accuracy column (and optionally ``space``).
 - The NB201 table: :func:`table_meta_dataset` turns each table dataset into one task.
 
@@ -100,18 +103,60 @@ def group_rows(
 
 
 def read_meta_dataset(
-    path: Path | str, space: SearchSpace, value_field: str = VALUE_FIELD
+    path: Path | str, space: SearchSpace, value_field: str = VALUE_FIELD, *, images: bool = False
 ) -> MetaDataset:
     """A meta-dataset file (JSONL or CSV, by suffix); every problem names the file and line."""
     path = Path(path)
+    text = _read_text(path)
+    reader = _csv_rows if path.suffix.lower() == ".csv" else _jsonl_rows
+    dataset = group_rows(reader(text, path, space, value_field), space, str(path))
+    if images:
+        attach_task_images(dataset, _task_specs(text, path))
+    return dataset
+
+
+def _read_text(path: Path) -> str:
     if not path.is_file():
         raise ValueError(f"meta-dataset file {path} does not exist")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         raise ValueError(f"meta-dataset {path} is not UTF-8 text: {error.reason}") from None
-    reader = _csv_rows if path.suffix.lower() == ".csv" else _jsonl_rows
-    return group_rows(reader(text, path, space, value_field), space, str(path))
+    return text
+
+
+def _task_specs(text: str, path: Path) -> dict[str, tuple[int, object]]:
+    """Each task's ``spec`` field (and the line it was first seen on) in a JSONL meta-dataset."""
+    if path.suffix.lower() == ".csv":
+        raise ValueError(f"{path}: a CSV meta-dataset has no task specs, so no task images")
+    specs: dict[str, tuple[int, object]] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        record = json.loads(line) if line.strip() else {}
+        if "spec" in record and "task" in record:
+            first = specs.setdefault(str(record["task"]), (number, record["spec"]))
+            if first[1] != record["spec"]:
+                raise ValueError(
+                    f"{path} line {number}: task {record['task']!r} has another spec than on "
+                    f"line {first[0]}"
+                )
+    return specs
+
+
+def attach_task_images(dataset: MetaDataset, specs: dict[str, tuple[int, object]]) -> None:
+    """Give every task of ``dataset`` the training images of its spec (in place)."""
+    from diffusionnag.transfer.tasks import TaskSpec, task_images
+
+    for task in dataset.tasks:
+        if task.name not in specs:
+            raise ValueError(
+                f"{dataset.source}: task {task.name!r} has no task spec, so no images; images "
+                "come from meta-datasets written by `diffusionnag meta-dataset build`"
+            )
+        number, spec = specs[task.name]
+        try:
+            task.images = task_images(TaskSpec.from_json(spec))  # type: ignore[arg-type]
+        except ValueError as error:
+            raise ValueError(f"{dataset.source} line {number}: {error}") from None
 
 
 def _jsonl_rows(
@@ -127,7 +172,7 @@ def _jsonl_rows(
         if not isinstance(record, dict):
             raise ValueError(f"{path} line {number} is not a JSON object")
         _check_space(record.get("space"), space, path, number)
-        if record.get("type") == "header":
+        if record.get("type") == "header" or record.get("failed") is True:
             continue
         missing = [k for k in ("task", "cell", value_field) if k not in record]
         if missing:

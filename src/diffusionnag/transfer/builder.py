@@ -1,0 +1,248 @@
+"""Meta-datasets from real training: sampled tasks x sampled cells, each pair trained once.
+
+The plan is fixed by the config alone: ``tasks`` task specs from the :class:`TaskSampler`, and for
+each task ``cells_per_task`` distinct NB201 cells, the first ``shared_cells`` of them the same for
+every task (so tasks can be compared cell by cell) and the rest drawn for that task. Row ``i``
+of the plan is always the same (task, cell) pair, trained under one protocol (the
+:class:`TrainConfig` in the header and in every row), so a build is the same whatever the
+number of workers and however often it was interrupted; only timings differ.
+
+Rows go to a search journal (:func:`diffusionnag.search.journal.open_journal`: locked, one
+writer, index-checked, fsynced line by line): each row is a trial record (``index``, ``arch``,
+``value``) that also carries the meta-dataset fields ``task``, ``spec``, ``cell``, ``accuracy``
+(validation accuracy in %, ``null`` when training diverged), ``test_accuracy``, ``params``,
+``flops``, ``seconds`` and ``protocol``. Workers train and send rows back; the parent writes
+them in plan order, so a killed build loses at most the rows in flight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from collections.abc import Iterator
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from diffusionnag.benchmarks.training import TrainConfig, TrainingEvaluator
+from diffusionnag.device import resolve_device
+from diffusionnag.execution import Executor, InProcessExecutor, LocalPoolExecutor
+from diffusionnag.search.history import Trial
+from diffusionnag.search.journal import Journal, open_journal
+from diffusionnag.spaces import SearchSpace, get_space
+from diffusionnag.transfer.tasks import SOURCE_SPLIT_SEED, TaskSampler, TaskSpec, load_task
+
+BUILD_FORMAT = 1
+SPACE = "nb201"
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Everything that fixes a build's rows (saved as the journal header)."""
+
+    sampler: TaskSampler
+    tasks: int
+    cells_per_task: int
+    shared_cells: int
+    train: TrainConfig
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.tasks < 1 or self.cells_per_task < 2:
+            raise ValueError("a build needs at least 1 task and 2 cells per task")
+        if not 0 <= self.shared_cells <= self.cells_per_task:
+            raise ValueError(
+                f"shared cells must be 0 to cells per task ({self.cells_per_task}), "
+                f"got {self.shared_cells}"
+            )
+
+    def protocol(self) -> dict[str, Any]:
+        """How every row's numbers were measured."""
+        train = {k: v for k, v in dataclasses.asdict(self.train).items() if k != "device"}
+        return {
+            "network": f"nb201 C={self.train.channels} N={self.train.cells_per_stage}",
+            "accuracy": f"validation top-1 % after {self.train.epochs} epochs",
+            "train": train,
+            "device": resolve_device(self.train.device).type,
+            "source_split_seed": SOURCE_SPLIT_SEED,
+        }
+
+    def header(self) -> dict[str, Any]:
+        return {
+            "kind": "meta-dataset",
+            "format": BUILD_FORMAT,
+            "space": SPACE,
+            "source": self.sampler.source,
+            "tasks": self.tasks,
+            "cells_per_task": self.cells_per_task,
+            "shared_cells": self.shared_cells,
+            "seed": self.seed,
+            "sampler": self.sampler.to_json(),
+            "protocol": self.protocol(),
+        }
+
+
+@dataclass(frozen=True)
+class RowJob:
+    """One (task, cell) pair of the plan, sent to a worker."""
+
+    index: int
+    task: TaskSpec
+    cell: str
+    train: TrainConfig
+
+
+def _distinct_cells(
+    space: SearchSpace, n: int, rng: np.random.Generator, taken: set[str]
+) -> list[str]:
+    """``n`` cells whose canonical keys are new (isomorphic NB201 cells count once)."""
+    cells: list[str] = []
+    while len(cells) < n:
+        for arch in space.sample(n - len(cells), rng):
+            key = space.canonical_key(arch)
+            if key not in taken:
+                taken.add(key)
+                cells.append(space.to_string(arch))
+    return cells
+
+
+def plan(config: BuildConfig) -> list[RowJob]:
+    """Every row of the build, in journal order (task by task)."""
+    space = get_space(SPACE)
+    specs = config.sampler.sample(config.tasks)
+    shared_keys: set[str] = set()
+    shared = _distinct_cells(
+        space, config.shared_cells, np.random.default_rng([config.seed, 0]), shared_keys
+    )
+    jobs = []
+    own = config.cells_per_task - config.shared_cells
+    for task_index, spec in enumerate(specs):
+        rng = np.random.default_rng([config.seed, 1, task_index])
+        cells = shared + _distinct_cells(space, own, rng, set(shared_keys))
+        for cell in cells:
+            jobs.append(RowJob(len(jobs), spec, cell, config.train))
+    return jobs
+
+
+def train_row(job: RowJob) -> dict[str, Any]:
+    """Train one cell on one task (in a worker); the row as the journal stores it."""
+    evaluator = TrainingEvaluator(load_task(job.task), job.train, space=SPACE)
+    result = evaluator.evaluate(get_space(SPACE).from_string(job.cell))
+    failed = result.failed or math.isnan(result.value)
+    accuracy = None if failed else result.value
+    test = result.metrics["test_accuracy"]
+    return {
+        "index": job.index,
+        "arch": job.cell,
+        "value": accuracy,
+        "failed": failed,
+        "task": job.task.name,
+        "spec": job.task.to_json(),
+        "cell": job.cell,
+        "accuracy": accuracy,
+        "test_accuracy": None if failed or math.isnan(test) else test,
+        "params": int(result.metrics["params"]),
+        "flops": int(result.metrics["flops"]),
+        "seconds": result.cost_seconds,
+        "protocol": evaluator.protocol(),
+    }
+
+
+def _append_row(journal: Journal, row: dict[str, Any]) -> None:
+    if row["index"] != journal.next_index:
+        raise ValueError(
+            f"journal {journal.path}: row {row['index']} appended, expected {journal.next_index}"
+        )
+    # Journal.append writes a Trial's fields only; a row adds the meta-dataset fields.
+    journal._write({"type": "trial", **row})
+    journal.next_index += 1
+
+
+def _check_done(journal: Journal, done: list[Trial], jobs: list[RowJob]) -> None:
+    space = get_space(SPACE)
+    if len(done) > len(jobs):
+        raise ValueError(f"journal {journal.path} holds {len(done)} rows; the plan has {len(jobs)}")
+    for trial, job in zip(done, jobs, strict=False):
+        if space.to_string(trial.arch) != job.cell:
+            raise ValueError(
+                f"journal {journal.path} row {trial.index} is cell {space.to_string(trial.arch)}, "
+                f"but the plan has {job.cell} there; it was not written by this build"
+            )
+
+
+def _results(executor: Executor, jobs: list[RowJob], window: int) -> Iterator[dict[str, Any]]:
+    """Rows in plan order; at most ``window`` jobs run or wait to be written at any time."""
+    pending: dict[futures.Future, int] = {}
+    finished: dict[int, dict[str, Any]] = {}
+    upcoming = iter(jobs)
+    for job in jobs:
+        while len(pending) + len(finished) < window:
+            nxt = next(upcoming, None)
+            if nxt is None:
+                break
+            pending[executor.submit(train_row, nxt)] = nxt.index
+        while job.index not in finished:  # jobs are submitted in order: it is pending
+            done = next(iter(executor.as_completed(pending)))
+            finished[pending.pop(done)] = done.result()
+        yield finished.pop(job.index)
+
+
+def _write_rows(journal: Journal, jobs: list[RowJob], workers: int, bar: tqdm) -> None:
+    executor: Executor = (
+        InProcessExecutor() if workers == 1 else LocalPoolExecutor(workers, preload=(__name__,))
+    )
+    start = time.perf_counter()
+    try:
+        # A pool runs ahead of the row due next, so one slow row does not idle the other workers.
+        window = 1 if workers == 1 else 4 * workers
+        for written, row in enumerate(_results(executor, jobs, window), start=1):
+            _append_row(journal, row)
+            bar.update()
+            bar.set_postfix_str(f"{3600.0 * written / (time.perf_counter() - start):.0f} rows/h")
+    except BaseException:
+        executor.shutdown(wait=False)
+        raise
+    executor.shutdown()
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    rows: int
+    written: int
+    tasks: int
+    seconds: float
+
+    @property
+    def rows_per_hour(self) -> float:
+        return 3600.0 * self.written / self.seconds if self.seconds > 0 else 0.0
+
+
+def build_meta_dataset(
+    config: BuildConfig, out: Path, *, workers: int = 1, resume: bool = False, progress: bool = True
+) -> BuildSummary:
+    """Train every row of the plan not yet in the journal at ``out``; see the module docstring."""
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    jobs = plan(config)
+    journal, done = open_journal(out, config.header(), get_space(SPACE), resume=resume)
+    start = time.perf_counter()
+    with journal:
+        _check_done(journal, done, jobs)
+        remaining = jobs[len(done) :]
+        if remaining:
+            bar = tqdm(
+                total=len(jobs),
+                initial=len(done),
+                unit="row",
+                disable=not progress,
+                file=sys.stderr,
+            )
+            with bar:
+                _write_rows(journal, remaining, workers, bar)
+    return BuildSummary(len(jobs), len(remaining), config.tasks, time.perf_counter() - start)
