@@ -172,3 +172,20 @@ def test_check_task_errors() -> None:
         check_task(TaskSpec("digits", (0, 12), 20, 8, 0), digits)
     with pytest.raises(ValueError, match="1000 training images per class asked"):
         check_task(TaskSpec("digits", (0, 1), 1000, 8, 0), digits)
+
+
+def test_load_task_gives_the_same_tensors_whatever_the_thread_count() -> None:
+    """A pool worker (one thread) and a CLI parent (all cores) must build identical tasks."""
+    spec = TaskSpec("digits", (0, 4, 9), per_class=100, resolution=16, seed=1, eval_per_class=30)
+    previous = torch.get_num_threads()
+    built = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            source_dataset.cache_clear()
+            built.append(load_task.__wrapped__(spec))
+    finally:
+        torch.set_num_threads(previous)
+        source_dataset.cache_clear()
+    for split in ("train", "valid", "test"):
+        assert torch.equal(getattr(built[0], split).images, getattr(built[1], split).images)
