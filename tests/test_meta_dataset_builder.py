@@ -13,10 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from test_tasks import write_idx_folder
 
 from diffusionnag.cli import main
+from diffusionnag.diffusion.sde import build_sde
+from diffusionnag.predictors.meta import MetaPredictorConfig
+from diffusionnag.predictors.task_encoders import TaskData
 from diffusionnag.spaces import get_space
+from diffusionnag.transfer.meta_train import sample_class_images, train_meta_predictor
 from diffusionnag.transfer.metadata import read_meta_dataset
 from diffusionnag.transfer.tasks import TaskSpec
 
@@ -85,6 +90,25 @@ def test_rows_hold_the_plan_and_read_as_a_meta_dataset_with_images(reference: Pa
         assert task.images is not None and len(task.images) == len(spec.classes)
         assert all(i.shape == (spec.per_class, 1, 8, 8) for i in task.images)
         assert task.values.tolist() == [r["accuracy"] for r in rows if r["task"] == task.name]
+
+
+def test_a_built_meta_dataset_meta_trains_an_images_predictor(reference: Path) -> None:
+    space = get_space("nb201")
+    dataset = read_meta_dataset(reference, space, images=True)
+    config = MetaPredictorConfig(
+        encoder="images", hidden=16, layers=1, task_dim=16, steps=3, tasks_per_step=2,
+        queries_per_task=4, per_class=5,
+    )  # fmt: skip
+    sde = build_sde("ve", sigma_min=0.05, sigma_max=5.0)
+    predictor = train_meta_predictor(space, sde, dataset, config, device="cpu")
+    assert predictor.trained_on == dataset.task_names
+    rng = np.random.default_rng(0)
+    encodings = [
+        TaskData(images=sample_class_images(task.images, 5, rng)) for task in dataset.tasks
+    ]
+    embeddings = predictor.embed(encodings)  # tasks of 2 to 4 classes
+    assert embeddings.shape == (3, 16) and bool(embeddings.isfinite().all())
+    assert not torch.allclose(embeddings[0], embeddings[1])
 
 
 def _wait_for(condition, timeout: float = 180.0) -> None:
