@@ -111,6 +111,18 @@ def test_a_built_meta_dataset_meta_trains_an_images_predictor(reference: Path) -
     assert not torch.allclose(embeddings[0], embeddings[1])
 
 
+def test_mobilenet_v3_subnets_build_too(tmp_path: Path) -> None:
+    out = tmp_path / "mbv3.jsonl"
+    options = {**OPTIONS, "--space": "mbv3", "--tasks": "1", "--cells-per-task": "2"}
+    options.update({"--epochs": "1", "--classes": ["2", "2"], "--per-class": ["20", "20"]})
+    assert main(_argv(options, out)) == 0
+    header, *rows = _lines(out)
+    assert header["space"] == "mbv3" and header["protocol"]["network"].startswith("mbv3 ")
+    assert [row["protocol"]["data"]["resolution"] for row in rows] == [32, 32]  # upscaled
+    dataset = read_meta_dataset(out, get_space("mbv3"))
+    assert len(dataset.tasks) == 1 and len(dataset.tasks[0].archs) == 2
+
+
 def _wait_for(condition, timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -159,6 +171,7 @@ def _corrupt_idx(tmp_path: Path) -> str:
         ({"--per-class": ["20", "500"]}, "up to 500 training images per class asked"),
         ({"--shared-cells": "5"}, "shared cells must be 0 to cells per task (4), got 5"),
         ({"--resolutions": ["2"]}, "task resolutions must be 4 to 64 px"),
+        ({"--space": "resnet"}, "no network to train for space 'resnet'; trainable: nb201, mbv3"),
         ({"--source": _corrupt_idx}, "train-images-idx3-ubyte.gz is a corrupt gzip stream"),
     ],
 )

@@ -31,10 +31,11 @@ def add_meta_dataset_parser(subparsers: argparse._SubParsersAction) -> None:
 def _add_build_parser(actions: argparse._SubParsersAction) -> None:
     build = actions.add_parser(
         "build",
-        help="train sampled NB201 cells on sampled image tasks (a resumable JSONL journal)",
+        help="train sampled cells on sampled image tasks (a resumable JSONL journal)",
         description="Sample tasks (class subset, images per class, resolution) from an image "
-        "dataset and NB201 cells, train every (cell, task) pair under one short protocol and "
-        "append the rows to a locked JSONL journal; --resume continues a killed build.",
+        "dataset and cells of the space, train every (cell, task) pair under one short "
+        "protocol and append the rows to a locked JSONL journal; --resume continues a killed "
+        "build.",
     )
     build.add_argument("--source", required=True, help="digits, fashion-mnist or idx:PATH")
     build.add_argument("--tasks", type=positive_int, required=True)
@@ -45,6 +46,7 @@ def _add_build_parser(actions: argparse._SubParsersAction) -> None:
     build.add_argument("--out", type=Path, required=True, help="JSONL journal")
     build.add_argument("--workers", type=positive_int, default=1, help="local worker processes")
     build.add_argument("--epochs", type=positive_int, default=2)
+    build.add_argument("--space", default="nb201", help="nb201 (default) or mbv3")
     build.add_argument("--channels", type=positive_int, default=16, help="NB201 C (N is 1)")
     build.add_argument("--resolutions", type=positive_int, nargs="+", default=[8, 16, 28])
     build.add_argument("--classes", type=positive_int, nargs=2, metavar=("MIN", "MAX"))
@@ -95,7 +97,9 @@ def _cmd_build(args: argparse.Namespace) -> int:
     )
     shared = args.cells_per_task // 2 if args.shared_cells is None else args.shared_cells
     train = TrainConfig(epochs=args.epochs, channels=args.channels, device=args.device)
-    config = BuildConfig(sampler, args.tasks, args.cells_per_task, shared, train, args.seed)
+    config = BuildConfig(
+        sampler, args.tasks, args.cells_per_task, shared, train, args.seed, args.space
+    )
     summary = build_meta_dataset(
         config, args.out, workers=args.workers, resume=args.resume, progress=not args.no_progress
     )

@@ -1,11 +1,12 @@
 """Meta-datasets from real training: sampled tasks x sampled cells, each pair trained once.
 
-The plan is fixed by the config alone: ``tasks`` task specs from the :class:`TaskSampler`, and for
-each task ``cells_per_task`` distinct NB201 cells, the first ``shared_cells`` of them the same for
-every task (so tasks can be compared cell by cell) and the rest drawn for that task. Row ``i``
-of the plan is always the same (task, cell) pair, trained under one protocol (the
-:class:`TrainConfig` in the header and in every row), so a build is the same whatever the
-number of workers and however often it was interrupted; only timings differ.
+The plan is fixed by the config alone: ``tasks`` task specs from the :class:`TaskSampler`, and
+for each task ``cells_per_task`` distinct cells of the space (NB201 cells, or MobileNetV3
+subnets), the first ``shared_cells`` of them the same for every task (so tasks can be compared
+cell by cell) and the rest drawn for that task. Row ``i`` of the plan is always the same (task,
+cell) pair, trained under one protocol (the :class:`TrainConfig` in the header and in every
+row), so a build is the same whatever the number of workers and however often it was
+interrupted; only timings differ.
 
 Rows go to a search journal (:func:`diffusionnag.search.journal.open_journal`: locked, one
 writer, index-checked, fsynced line by line): each row is a trial record (``index``, ``arch``,
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from diffusionnag.benchmarks.training import TrainConfig, TrainingEvaluator
+from diffusionnag.benchmarks.training import NETWORKS, TrainConfig, TrainingEvaluator
 from diffusionnag.device import resolve_device
 from diffusionnag.execution import Executor, InProcessExecutor, LocalPoolExecutor
 from diffusionnag.search.history import Trial
@@ -39,7 +40,6 @@ from diffusionnag.spaces import SearchSpace, get_space
 from diffusionnag.transfer.tasks import SOURCE_SPLIT_SEED, TaskSampler, TaskSpec, load_task
 
 BUILD_FORMAT = 1
-SPACE = "nb201"
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,12 @@ class BuildConfig:
     shared_cells: int
     train: TrainConfig
     seed: int = 0
+    space: str = "nb201"
 
     def __post_init__(self) -> None:
+        if self.space not in NETWORKS:
+            known = ", ".join(NETWORKS)
+            raise ValueError(f"no network to train for space {self.space!r}; trainable: {known}")
         if self.tasks < 1 or self.cells_per_task < 2:
             raise ValueError("a build needs at least 1 task and 2 cells per task")
         if not 0 <= self.shared_cells <= self.cells_per_task:
@@ -65,8 +69,14 @@ class BuildConfig:
     def protocol(self) -> dict[str, Any]:
         """How every row's numbers were measured."""
         train = {k: v for k, v in dataclasses.asdict(self.train).items() if k != "device"}
+        cfg = self.train
+        network = (
+            f"nb201 C={cfg.channels} N={cfg.cells_per_stage}"
+            if self.space == "nb201"
+            else f"{self.space} width_mult={cfg.width_mult}, min resolution {cfg.min_resolution}"
+        )
         return {
-            "network": f"nb201 C={self.train.channels} N={self.train.cells_per_stage}",
+            "network": network,
             "accuracy": f"validation top-1 % after {self.train.epochs} epochs",
             "train": train,
             "device": resolve_device(self.train.device).type,
@@ -77,7 +87,7 @@ class BuildConfig:
         return {
             "kind": "meta-dataset",
             "format": BUILD_FORMAT,
-            "space": SPACE,
+            "space": self.space,
             "source": self.sampler.source,
             "tasks": self.tasks,
             "cells_per_task": self.cells_per_task,
@@ -96,6 +106,7 @@ class RowJob:
     task: TaskSpec
     cell: str
     train: TrainConfig
+    space: str
 
 
 def _distinct_cells(
@@ -114,7 +125,7 @@ def _distinct_cells(
 
 def plan(config: BuildConfig) -> list[RowJob]:
     """Every row of the build, in journal order (task by task)."""
-    space = get_space(SPACE)
+    space = get_space(config.space)
     specs = config.sampler.sample(config.tasks)
     shared_keys: set[str] = set()
     shared = _distinct_cells(
@@ -126,14 +137,14 @@ def plan(config: BuildConfig) -> list[RowJob]:
         rng = np.random.default_rng([config.seed, 1, task_index])
         cells = shared + _distinct_cells(space, own, rng, set(shared_keys))
         for cell in cells:
-            jobs.append(RowJob(len(jobs), spec, cell, config.train))
+            jobs.append(RowJob(len(jobs), spec, cell, config.train, config.space))
     return jobs
 
 
 def train_row(job: RowJob) -> dict[str, Any]:
     """Train one cell on one task (in a worker); the row as the journal stores it."""
-    evaluator = TrainingEvaluator(load_task(job.task), job.train, space=SPACE)
-    result = evaluator.evaluate(get_space(SPACE).from_string(job.cell))
+    evaluator = TrainingEvaluator(load_task(job.task), job.train, space=job.space)
+    result = evaluator.evaluate(get_space(job.space).from_string(job.cell))
     failed = result.failed or math.isnan(result.value)
     accuracy = None if failed else result.value
     test = result.metrics["test_accuracy"]
@@ -165,7 +176,7 @@ def _append_row(journal: Journal, row: dict[str, Any]) -> None:
 
 
 def _check_done(journal: Journal, done: list[Trial], jobs: list[RowJob]) -> None:
-    space = get_space(SPACE)
+    space = get_space(jobs[0].space)
     if len(done) > len(jobs):
         raise ValueError(f"journal {journal.path} holds {len(done)} rows; the plan has {len(jobs)}")
     for trial, job in zip(done, jobs, strict=False):
@@ -193,22 +204,18 @@ def _results(executor: Executor, jobs: list[RowJob], window: int) -> Iterator[di
         yield finished.pop(job.index)
 
 
-def _write_rows(journal: Journal, jobs: list[RowJob], workers: int, bar: tqdm) -> None:
-    executor: Executor = (
-        InProcessExecutor() if workers == 1 else LocalPoolExecutor(workers, preload=(__name__,))
-    )
+def _write_rows(
+    journal: Journal, jobs: list[RowJob], executor: Executor, window: int, bar: tqdm
+) -> None:
     start = time.perf_counter()
-    try:
-        # A pool runs ahead of the row due next, so one slow row does not idle the other workers.
-        window = 1 if workers == 1 else 4 * workers
-        for written, row in enumerate(_results(executor, jobs, window), start=1):
-            _append_row(journal, row)
-            bar.update()
-            bar.set_postfix_str(f"{3600.0 * written / (time.perf_counter() - start):.0f} rows/h")
-    except BaseException:
-        executor.shutdown(wait=False)
-        raise
-    executor.shutdown()
+    for written, row in enumerate(_results(executor, jobs, window), start=1):
+        _append_row(journal, row)
+        bar.update()
+        bar.set_postfix_str(f"{3600.0 * written / (time.perf_counter() - start):.0f} rows/h")
+
+
+def _local_executor(workers: int) -> Executor:
+    return InProcessExecutor() if workers == 1 else LocalPoolExecutor(workers, preload=(__name__,))
 
 
 @dataclass(frozen=True)
@@ -224,18 +231,31 @@ class BuildSummary:
 
 
 def build_meta_dataset(
-    config: BuildConfig, out: Path, *, workers: int = 1, resume: bool = False, progress: bool = True
+    config: BuildConfig,
+    out: Path,
+    *,
+    workers: int = 1,
+    resume: bool = False,
+    progress: bool = True,
+    executor: Executor | None = None,
 ) -> BuildSummary:
-    """Train every row of the plan not yet in the journal at ``out``; see the module docstring."""
+    """Train every row of the plan not yet in the journal at ``out``; see the module docstring.
+
+    Rows train on ``workers`` local processes, or on ``executor`` when given (its owner shuts
+    it down; ``workers`` then says how many jobs it runs at once).
+    """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     jobs = plan(config)
-    journal, done = open_journal(out, config.header(), get_space(SPACE), resume=resume)
+    journal, done = open_journal(out, config.header(), get_space(config.space), resume=resume)
     start = time.perf_counter()
     with journal:
         _check_done(journal, done, jobs)
         remaining = jobs[len(done) :]
         if remaining:
+            runner = executor if executor is not None else _local_executor(workers)
+            # Run ahead of the row due next, so that one slow row does not idle the others.
+            window = 1 if workers == 1 else 4 * workers
             bar = tqdm(
                 total=len(jobs),
                 initial=len(done),
@@ -243,6 +263,13 @@ def build_meta_dataset(
                 disable=not progress,
                 file=sys.stderr,
             )
-            with bar:
-                _write_rows(journal, remaining, workers, bar)
+            try:
+                with bar:
+                    _write_rows(journal, remaining, runner, window, bar)
+            except BaseException:
+                if executor is None:
+                    runner.shutdown(wait=False)
+                raise
+            if executor is None:
+                runner.shutdown()
     return BuildSummary(len(jobs), len(remaining), config.tasks, time.perf_counter() - start)
