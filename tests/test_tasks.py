@@ -121,8 +121,8 @@ def test_task_spec_round_trip_name_and_errors() -> None:
     no_seed = {k: v for k, v in spec.to_json().items() if k != "seed"}
     with pytest.raises(ValueError, match=r"missing \['seed'\], unknown \['colour'\]"):
         TaskSpec.from_json({**no_seed, "colour": 1})
-    with pytest.raises(ValueError, match="mistyped"):
-        TaskSpec.from_json({**spec.to_json(), "per_class": "20"})
+    with pytest.raises(ValueError, match="mistyped field.s. per_class, classes"):
+        TaskSpec.from_json({**spec.to_json(), "per_class": "20", "classes": [1, 2.5]})
 
 
 def test_sampler_is_seeded_and_varies_every_axis() -> None:

@@ -75,14 +75,18 @@ class TaskSpec:
         missing = [n for n in required if n not in data]
         if unknown or missing:
             raise ValueError(f"task spec {dict(data)!r}: missing {missing}, unknown {unknown}")
-        ints = [n for n in fields if n not in ("source", "classes") and n in data]
-        bad = [n for n in ints if type(data[n]) is not int]
-        if not isinstance(data["source"], str) or not isinstance(data["classes"], list) or bad:
+        classes = data["classes"]
+        mistyped = [n for n in fields if n not in ("source", "classes") and n in data]
+        mistyped = [n for n in mistyped if type(data[n]) is not int]
+        if not isinstance(data["source"], str):
+            mistyped.append("source")
+        if not isinstance(classes, list) or not all(type(c) is int for c in classes):
+            mistyped.append("classes")
+        if mistyped:
             raise ValueError(
-                f"task spec {dict(data)!r}: mistyped field(s) {bad or 'source/classes'}"
+                f"task spec {dict(data)!r}: mistyped field(s) {', '.join(mistyped)} (source is "
+                "a string, classes a list of integers, the rest integers)"
             )
-        if not all(type(c) is int for c in data["classes"]):
-            raise ValueError(f"task spec {dict(data)!r}: classes must be integers")
         return cls(**{**data, "classes": tuple(data["classes"])})
 
 
