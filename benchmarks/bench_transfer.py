@@ -71,7 +71,8 @@ def summarise(runs: list[dict]) -> dict:
         "reached": len(reached),
         "to_optimum_median": float(np.median([v if v else np.inf for v in to_opt])),
         "to_optimum_iqr": [
-            float(np.percentile([v or np.inf for v in to_opt], q)) for q in (25, 75)
+            float(np.percentile([v or np.inf for v in to_opt], q, method="nearest"))
+            for q in (25, 75)
         ],
     }
     for k in CHECKPOINTS:

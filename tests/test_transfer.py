@@ -25,6 +25,7 @@ from diffusionnag.transfer.meta_train import (
     train_meta_predictor,
 )
 from diffusionnag.transfer.metadata import MetaDataset, MetaTask, read_meta_dataset
+from diffusionnag.transfer.pipeline import ASSETS, SHIPPED_META, default_meta_predictor
 
 SPACE = NB201Space()
 SDE = build_sde("ve", sigma_min=0.05, sigma_max=5.0)
@@ -288,3 +289,15 @@ def test_transfer_to_a_real_training_target(meta_folder: Path, tmp_path: Path) -
     trajectory = json.loads(out.read_text())["trajectory"]
     assert len(trajectory) == 2
     assert all(0 <= t["value"] <= 100 and "test_accuracy" in t["metrics"] for t in trajectory)
+
+
+def test_shipped_meta_predictors_never_saw_their_target() -> None:
+    for target, name in SHIPPED_META.items():
+        assert default_meta_predictor(target.lower(), "nb201") == ASSETS / name
+        predictor = load_meta_predictor(ASSETS / name, "cpu")
+        assert target not in predictor.trained_on and len(predictor.trained_on) == 2
+        assert predictor.space.name == "nb201" and predictor.config.encoder == "evaluations"
+    everything = load_meta_predictor(default_meta_predictor("train:digits", "nb201"), "cpu")
+    assert sorted(everything.trained_on) == sorted(SHIPPED_META)
+    with pytest.raises(ValueError, match="no meta-predictor ships for space 'mbv3'"):
+        default_meta_predictor("train:digits", "mbv3")

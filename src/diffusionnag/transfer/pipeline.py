@@ -8,7 +8,12 @@ real training) up to a budget, re-ranking as evaluations arrive -> report. Outpu
 
 Shipped meta-predictors (``assets/meta-nb201-*``, see :data:`SHIPPED_META`) make
 ``transfer --benchmark nb201:<dataset>`` work without training: the default for a table target
-is the one meta-trained on the *other* tables, so the target was never seen.
+is the one meta-trained on the *other* tables, so the target was never seen. Each is what
+
+    diffusionnag meta-train --table PATH --table-tasks cifar10 cifar100 ImageNet16-120 \
+        --holdout nb201:<dataset> --device cpu --out DIR
+
+writes (seed 0, 3,000 steps; without ``--holdout`` for ``meta-nb201-tables``), copied there.
 """
 
 from __future__ import annotations
@@ -123,7 +128,7 @@ def run_transfer(job: TransferJob) -> tuple[History, TransferStrategy]:
     result["transfer"] = {
         "meta_predictor": str(folder),
         "trained_on": predictor.trained_on,
-        "candidates": len(strategy.pool()),
+        "candidates": len(strategy.pool()) if strategy.generated else None,
         "generation": strategy.generation_rounds,
     }
     atomic_write_json(out, result)

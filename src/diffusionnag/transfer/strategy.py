@@ -96,6 +96,11 @@ class TransferStrategy(SearchStrategy):
         self.fill_random(batch, rng)
         return batch.archs
 
+    @property
+    def generated(self) -> bool:
+        """Whether this process generated the pool (a resumed, finished run never asks)."""
+        return self._pool is not None
+
     def pool(self) -> list[Arch]:
         """The generated candidates (computed once: a function of the seed and the target)."""
         if self._pool is None:
