@@ -7,7 +7,12 @@ share a resolution, a class-count band and a training-size band; how often two t
 the best shared cell; and the regret of a task-blind choice: on each task, the accuracy its best
 shared cell has over the shared cell that is best on average over the *other* tasks.
 
-    .venv/bin/python benchmarks/bench_task_disagreement.py runs/meta-fmnist/rows.jsonl
+Disagreement means something only beside training noise: ``--noise-tasks K`` retrains the
+shared cells of the first K tasks under the same protocol with another training seed and reports
+the seed-to-seed Spearman on each (what two runs of *one* task agree to).
+
+    .venv/bin/python benchmarks/bench_task_disagreement.py runs/meta-fmnist/rows.jsonl \
+        --noise-tasks 4 --out runs/meta-fmnist/disagreement.json
 """
 
 from __future__ import annotations
@@ -19,8 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from diffusionnag.benchmarks.training import TrainConfig
 from diffusionnag.metrics import rank_correlations
 from diffusionnag.search.journal import atomic_write_json
+from diffusionnag.transfer.builder import RowJob, train_row
+from diffusionnag.transfer.tasks import TaskSpec
 
 CLASS_BANDS = (2, 4, 7, 11)  # 2-3, 4-6, 7-10 classes
 SIZE_BANDS = (0, 50, 150, 10**9)  # training images per class
@@ -67,9 +75,31 @@ def task_blind_regret(table: np.ndarray) -> np.ndarray:
     return np.asarray(regrets)
 
 
-def disagreement(path: Path) -> dict:
+def seed_noise(path: Path, shared: list[str], tasks: list[str], specs: dict, count: int) -> dict:
+    """Seed-to-seed Spearman of the shared cells on ``count`` tasks (training seed 0 vs 1)."""
+    header = json.loads(path.read_text(encoding="utf-8").splitlines()[0])
+    protocol = header["protocol"]
+    train = TrainConfig(**{**protocol["train"], "seed": 1, "device": protocol["device"]})
+    accuracy, _ = read_rows(path)
+    rhos, gaps = [], []
+    for name in tasks[:count]:
+        spec = TaskSpec.from_json(specs[name])
+        again = [train_row(RowJob(0, spec, c, train, header["space"]))["accuracy"] for c in shared]
+        first = [accuracy[name][c] for c in shared]
+        rhos.append(rank_correlations(first, again)["spearman"])
+        gaps.extend(abs(a - b) for a, b in zip(first, again, strict=True))
+    return {
+        "tasks": count,
+        "spearman_per_task": rhos,
+        "spearman_median": float(np.median(rhos)),
+        "abs_accuracy_change_median": float(np.median(gaps)),
+    }
+
+
+def disagreement(path: Path, noise_tasks: int = 0) -> dict:
     accuracy, specs = read_rows(path)
-    tasks = sorted(accuracy)
+    most = max(len(cells) for cells in accuracy.values())
+    tasks = sorted(t for t in accuracy if len(accuracy[t]) == most)  # drop the unfinished task
     shared = sorted(set.intersection(*(set(accuracy[t]) for t in tasks)))
     if len(tasks) < 2 or len(shared) < 3:
         raise SystemExit(f"{path}: {len(tasks)} tasks share {len(shared)} cells; need 2 and 3")
@@ -92,7 +122,9 @@ def disagreement(path: Path) -> dict:
             groups.setdefault("same on all three", []).append(rho)
         same_best.append(int(np.argmax(table[i])) == int(np.argmax(table[j])))
     regret = task_blind_regret(table)
+    noise = seed_noise(path, shared, tasks, specs, noise_tasks) if noise_tasks else None
     return {
+        "seed_noise": noise,
         "meta_dataset": str(path),
         "tasks": len(tasks),
         "shared_cells": len(shared),
@@ -110,9 +142,10 @@ def disagreement(path: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("meta_dataset", type=Path, help="JSONL written by meta-dataset build")
+    parser.add_argument("--noise-tasks", type=int, default=0, help="tasks retrained with seed 1")
     parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args()
-    result = disagreement(args.meta_dataset)
+    result = disagreement(args.meta_dataset, args.noise_tasks)
     print(json.dumps(result, indent=2))
     if args.out is not None:
         atomic_write_json(args.out, result)
