@@ -121,7 +121,7 @@ def test_task_spec_round_trip_name_and_errors() -> None:
     no_seed = {k: v for k, v in spec.to_json().items() if k != "seed"}
     with pytest.raises(ValueError, match=r"missing \['seed'\], unknown \['colour'\]"):
         TaskSpec.from_json({**no_seed, "colour": 1})
-    with pytest.raises(ValueError, match="mistyped field.s. per_class, classes"):
+    with pytest.raises(ValueError, match=r"mistyped field\(s\) per_class, classes"):
         TaskSpec.from_json({**spec.to_json(), "per_class": "20", "classes": [1, 2.5]})
 
 
