@@ -1,9 +1,12 @@
-"""Where independent jobs run: in this process, or in a pool of local worker processes.
+"""Where independent jobs run: in this process, in a pool of local worker processes, or on Ray
+(:mod:`diffusionnag.execution_ray`, the optional ``ray`` extra).
 
 An :class:`Executor` runs functions and hands back futures; it never writes files for them.
 Jobs report progress through a :class:`Channel` the parent drains, so the parent alone writes
 journals. Pool workers watch a pipe whose only write end the parent holds: when the parent dies
 (even by ``kill -9``) the pipe closes and every worker exits at once, so none can outlive it.
+A job whose worker died raises :class:`WorkerLost`; :func:`in_order` resubmits such a job a
+bounded number of times.
 """
 
 from __future__ import annotations
@@ -13,14 +16,21 @@ import multiprocessing
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent import futures
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
 import torch
 
 Handler = Callable[[Any], None]
+EXECUTORS = ("local", "ray")
+"""Names of the executors ``--executor`` accepts (``local``: this process or a local pool)."""
+
+
+class WorkerLost(RuntimeError):
+    """The process running a job died (killed, out of memory) before it answered."""
 
 
 class Channel(Protocol):
@@ -128,15 +138,44 @@ class LocalPoolExecutor:
         self._context = _clean_context(preload)
         self._watch, self._lifeline = self._context.Pipe(duplex=False)
         self._messages = self._context.Queue()
-        self._pool = futures.ProcessPoolExecutor(
+        self._make_pool = lambda: futures.ProcessPoolExecutor(
             max_workers=workers,
             mp_context=self._context,
             initializer=_init_worker,
             initargs=(self._watch, self._messages, setup, setup_args),
         )
+        self._pool = self._make_pool()
+        self._broken = False
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> futures.Future:
-        return self._pool.submit(fn, *args)
+        """A future that raises :class:`WorkerLost` if a worker of the pool dies before it is
+        done (the standard pool then fails every job in flight); the next submit starts a
+        fresh pool, so lost jobs can be resubmitted."""
+        if self._broken:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool, self._broken = self._make_pool(), False
+        try:
+            inner = self._pool.submit(fn, *args)
+        except BrokenProcessPool:
+            self._pool = self._make_pool()
+            inner = self._pool.submit(fn, *args)
+        outer: futures.Future = futures.Future()
+        pool = self._pool
+        inner.add_done_callback(lambda done: self._relay(done, outer, pool))
+        return outer
+
+    def _relay(self, inner: futures.Future, outer: futures.Future, pool: Any) -> None:
+        if inner.cancelled():
+            outer.cancel()
+            return
+        error = inner.exception()
+        if isinstance(error, BrokenProcessPool):
+            self._broken = self._broken or pool is self._pool  # not a pool already replaced
+            outer.set_exception(WorkerLost(f"a local worker process died ({error})"))
+        elif error is not None:
+            outer.set_exception(error)
+        else:
+            outer.set_result(inner.result())
 
     def as_completed(self, pending: Iterable[futures.Future]) -> Iterator[futures.Future]:
         return futures.as_completed(list(pending))
@@ -153,6 +192,71 @@ class LocalPoolExecutor:
         self._lifeline.close()
         self._watch.close()
         self._messages.close()
+
+
+def make_executor(
+    kind: str,
+    workers: int,
+    *,
+    preload: tuple[str, ...] = (),
+    setup: Callable[..., None] | None = None,
+    setup_args: tuple[Any, ...] = (),
+    address: str | None = None,
+    gpus_per_task: float = 0.0,
+) -> Executor:
+    """The executor ``--executor kind --workers N`` names: ``local`` is this process for one
+    worker (``setup`` then runs here) and a :class:`LocalPoolExecutor` for more; ``ray`` is a
+    :class:`~diffusionnag.execution_ray.RayExecutor` (``address``, else ``RAY_ADDRESS``, else
+    a local Ray started with ``workers`` CPUs; ``gpus_per_task`` GPUs per job)."""
+    if kind not in EXECUTORS:
+        raise ValueError(f"unknown executor {kind!r}; known: {', '.join(EXECUTORS)}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+    if kind == "ray":
+        from diffusionnag.execution_ray import RayExecutor
+
+        return RayExecutor(
+            workers, address=address, setup=setup, setup_args=setup_args,
+            gpus_per_task=gpus_per_task,
+        )  # fmt: skip
+    if workers == 1:
+        if setup is not None:
+            setup(*setup_args)
+        return InProcessExecutor()
+    return LocalPoolExecutor(workers, preload=preload, setup=setup, setup_args=setup_args)
+
+
+def in_order(
+    executor: Executor,
+    fn: Callable[..., Any],
+    jobs: Sequence[tuple[Any, ...]],
+    *,
+    retries: int = 2,
+) -> Iterator[tuple[Any, int]]:
+    """Run ``fn(*job)`` for every job at once; yield ``(result, attempts)`` in job order, each
+    as soon as it and all before it are done. A job whose worker died is resubmitted up to
+    ``retries`` times; after that its result is the :class:`WorkerLost` itself, so a caller can
+    record the failure instead of losing the jobs that did finish. Other errors raise."""
+    attempts = [1] * len(jobs)
+    pending = {executor.submit(fn, *job): number for number, job in enumerate(jobs)}
+    finished: dict[int, Any] = {}
+    try:
+        for number in range(len(jobs)):
+            while number not in finished:
+                future = next(iter(executor.as_completed(pending)))
+                done = pending.pop(future)
+                try:
+                    finished[done] = future.result()
+                except WorkerLost as error:
+                    if attempts[done] > retries:
+                        finished[done] = error
+                    else:
+                        attempts[done] += 1
+                        pending[executor.submit(fn, *jobs[done])] = done
+            yield finished.pop(number), attempts[number]
+    finally:
+        for future in pending:
+            future.cancel()
 
 
 def _clean_context(preload: tuple[str, ...]) -> multiprocessing.context.BaseContext:

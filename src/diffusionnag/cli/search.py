@@ -9,6 +9,7 @@ from pathlib import Path
 from diffusionnag.benchmarks.training import TrainConfig
 from diffusionnag.cli.common import add_device_option, check_writable, positive_int
 from diffusionnag.device import resolve_device
+from diffusionnag.execution import EXECUTORS
 from diffusionnag.search import STRATEGIES
 from diffusionnag.search.job import SearchJob, best_table, run_job
 from diffusionnag.spaces import SPACES, get_space
@@ -55,8 +56,34 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME=VALUE",
         help="a strategy option, e.g. --option scale=5 (repeatable)",
     )
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=DEFAULT_JOB.batch_size,
+        help="cells the strategy proposes at once (evaluated in parallel with --workers)",
+    )
+    add_executor_options(parser, default_workers=DEFAULT_JOB.workers)
     add_device_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_executor_options(parser: argparse.ArgumentParser, default_workers: int) -> None:
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=default_workers,
+        help="evaluations run at once; default %(default)s",
+    )
+    parser.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="local",
+        help="local: this process (1 worker) or local processes; ray: Ray tasks (extra 'ray')",
+    )
+    parser.add_argument(
+        "--ray-address",
+        help="Ray cluster to join (HOST:PORT or auto; default $RAY_ADDRESS, else a local Ray)",
+    )
 
 
 def parse_options(pairs: list[str]) -> dict:
@@ -92,6 +119,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         ),
         options=parse_options(args.option),
         progress=not args.quiet,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        executor=args.executor,
+        ray_address=args.ray_address,
     )
     history = run_job(job)
     space = get_space(args.space)
@@ -121,7 +152,7 @@ def add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--budget", type=positive_int, default=200)
     parser.add_argument("--table", type=Path, help="NATS-Bench topology CSV")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmark"))
-    parser.add_argument("--workers", type=positive_int, default=2)
+    add_executor_options(parser, default_workers=2)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument(
         "--stop-at-optimum",
@@ -147,6 +178,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         args.workers,
         resume=args.resume,
         stop_at_optimum=args.stop_at_optimum,
+        executor=args.executor,
+        ray_address=args.ray_address,
     )
     print((args.out / "summary.md").read_text())
     print(f"summary -> {args.out / 'summary.json'}; plots in {args.out}")

@@ -3,10 +3,10 @@
 Each run has its own journal, so a killed benchmark continues with ``resume=True``. Runs go to
 an :class:`~diffusionnag.execution.Executor`: this process for ``workers=1``, else a pool of
 local processes (started clean, one intra-op torch thread each, exiting when this process
-dies). Only this process writes journals: it locks a run's journal and replays it before the
-run is submitted, and appends each trial the worker sends back, so a worker can never write
-after the parent is gone, and the journal of a killed benchmark holds exactly the trials the
-parent received. Outputs under ``out_dir``::
+dies) or Ray tasks. Only this process writes journals: it locks a run's journal and replays it
+before the run is submitted, and appends each trial the worker sends back, so a worker can
+never write after the parent is gone, and the journal of a killed benchmark holds exactly the
+trials the parent received. Outputs under ``out_dir``::
 
     runs/<dataset>/<strategy>/seed<k>.jsonl        journal of one run
     runs/<dataset>/<strategy>/seed<k>.result.json  its final result
@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from diffusionnag.benchmarks.nb201_table import NB201Table, TableEvaluator, resolve_dataset
 from diffusionnag.device import single_thread
-from diffusionnag.execution import Channel, Executor, InProcessExecutor, LocalPoolExecutor
+from diffusionnag.execution import Channel, Executor, InProcessExecutor, make_executor
 from diffusionnag.search.base import as_seed
 from diffusionnag.search.history import History, Trial
 from diffusionnag.search.job import build_strategy
@@ -73,12 +73,16 @@ def run_benchmark(
     resume: bool = False,
     progress: bool = True,
     stop_at_optimum: bool = False,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> dict[str, Any]:
     """Run every (dataset, strategy, seed), write journals, summary and plots; return the summary.
 
     ``strategy_options`` maps a strategy name to its keyword options. ``resume=True`` continues
     runs whose journals exist (finished runs are just read back). ``workers=1`` runs in this
-    process; more uses a process pool. ``stop_at_optimum`` ends a run once it has evaluated the
+    process; more uses a process pool, or Ray tasks with ``executor="ray"`` (``ray_address``,
+    else ``RAY_ADDRESS``, else a local Ray), the table put once into Ray's object store.
+    ``stop_at_optimum`` ends a run once it has evaluated the
     table optimum: its best-so-far cannot change after that, so its curve is extended with the
     optimum, and only the time of the steps really taken is counted.
     """
@@ -110,7 +114,7 @@ def run_benchmark(
             f"{len(existing)} run journal(s) already exist under {out} (e.g. {existing[0]}); "
             "pass resume=True to continue them, or choose another out_dir"
         )
-    records = _execute(specs, workers, table, progress)
+    records = _execute(specs, workers, table, progress, executor, ray_address)
     summary = _summarise(settings, specs, records, table)
     _write_outputs(out, summary, specs, records, table)
     return summary
@@ -153,7 +157,12 @@ def _settings(
 
 
 def _execute(
-    specs: list[RunSpec], workers: int, table: NB201Table, progress: bool
+    specs: list[RunSpec],
+    workers: int,
+    table: NB201Table,
+    progress: bool,
+    kind: str = "local",
+    address: str | None = None,
 ) -> list[dict[str, Any]]:
     """Records of the runs, in the order of ``specs``.
 
@@ -162,12 +171,13 @@ def _execute(
     run is submitted and closed when it ends, so at most ``2 * workers`` are open at a time.
     """
     _init_worker(table)  # the parent builds every run's journal header
-    if workers == 1:
+    if workers == 1 and kind == "local":
         with single_thread():
             return _drive(specs, InProcessExecutor(), 1, progress)
-    executor = LocalPoolExecutor(
-        min(workers, len(specs)), preload=(__name__,), setup=_init_worker, setup_args=(table,)
-    )
+    executor = make_executor(
+        kind, min(workers, len(specs)), preload=(__name__,), setup=_init_worker,
+        setup_args=(table,), address=address,
+    )  # fmt: skip
     return _drive(specs, executor, 2 * workers, progress)
 
 

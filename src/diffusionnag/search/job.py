@@ -46,6 +46,15 @@ class SearchJob:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=4))
     options: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
+    batch_size: int = 1
+    workers: int = 1
+    executor: str = "local"
+    ray_address: str | None = None
+
+    @property
+    def in_process(self) -> bool:
+        """Whether candidates are evaluated in this process (one local worker)."""
+        return self.executor == "local" and self.workers == 1
 
 
 def build_evaluator(job: SearchJob, space: SearchSpace) -> Evaluator:
@@ -68,7 +77,7 @@ def build_evaluator(job: SearchJob, space: SearchSpace) -> Evaluator:
     from diffusionnag.benchmarks.datasets import load_dataset
 
     data = load_dataset(dataset, job.data_root, seed=job.seed)
-    progress = _candidate_bar() if job.progress else None
+    progress = _candidate_bar() if job.progress and job.in_process else None
     return TrainingEvaluator(data, job.train, progress, space=space)
 
 
@@ -120,6 +129,10 @@ def run_job(job: SearchJob) -> History:
         resume=job.resume,
         progress=job.progress,
         result_path=out,
+        batch_size=job.batch_size,
+        workers=job.workers,
+        executor=job.executor,
+        ray_address=job.ray_address,
     )
     plot_history(history, out.with_suffix(".png"), f"{job.strategy} on {job.benchmark}")
     return history

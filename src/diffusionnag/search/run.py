@@ -4,13 +4,20 @@ Batches are asked at history lengths ``0, q, 2q, ...`` (``q = batch_size``). A r
 stopped inside a batch asks again at the batch's start (strategies are functions of seed and
 history), checks that the journal agrees with the batch, and evaluates the rest of it, so the
 resumed trajectory is exactly the uninterrupted one.
+
+With an :class:`~diffusionnag.execution.Executor` (``workers > 1`` or Ray) the cells of a batch
+are evaluated at once and recorded in batch order, each as soon as it and those before it are
+done, so the journal and the resume are those of the one-by-one loop. An evaluation whose worker
+died is retried ``retries`` times, then recorded as a failed trial (``metrics["worker_lost"]``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,7 +25,8 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from diffusionnag import __version__
-from diffusionnag.benchmarks.base import Evaluator
+from diffusionnag.benchmarks.base import EvalResult, Evaluator
+from diffusionnag.execution import Executor, WorkerLost, in_order, make_executor
 from diffusionnag.search.base import SearchStrategy
 from diffusionnag.search.history import History, Trial
 from diffusionnag.search.journal import JOURNAL_FORMAT, atomic_write_json, open_journal
@@ -38,6 +46,9 @@ def run_search(
     progress: bool = True,
     result_path: str | Path | None = None,
     stop_value: float | None = None,
+    workers: int = 1,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> History:
     """Evaluate ``budget`` distinct cells (by canonical key) proposed by ``strategy``.
 
@@ -46,22 +57,27 @@ def run_search(
     there it starts one. The final result (settings, trajectory, best) is written atomically to
     ``result_path``, by default next to the journal as ``<journal stem>.result.json``.
     ``stop_value``: end early once a trial reaches it (a benchmark that knows the optimum).
+    ``workers``, ``executor`` (``local`` or ``ray``), ``ray_address``: where a batch's cells
+    are evaluated (see :func:`evaluation_executor`); one local worker is this process.
     """
     header = run_header(strategy, evaluator, space, budget, batch_size)
     if resume and journal_path is None:
         raise ValueError("resume=True needs a journal_path to resume from")
-    if journal_path is None:
-        history = search_trials(
-            strategy, evaluator, space, budget, [], batch_size=batch_size,
-            progress=progress, stop_value=stop_value,
-        )  # fmt: skip
-    else:
-        journal, replayed = open_journal(journal_path, header, space, resume=resume)
-        with journal:
-            history = search_trials(
-                strategy, evaluator, space, budget, replayed, batch_size=batch_size,
-                on_trial=journal.append, progress=progress, stop_value=stop_value,
-            )  # fmt: skip
+    pool = evaluation_executor(executor, workers, evaluator, address=ray_address)
+    loop = {"batch_size": batch_size, "progress": progress, "stop_value": stop_value}
+    try:
+        if journal_path is None:
+            history = search_trials(strategy, evaluator, space, budget, [], executor=pool, **loop)
+        else:
+            journal, replayed = open_journal(journal_path, header, space, resume=resume)
+            with journal:
+                history = search_trials(
+                    strategy, evaluator, space, budget, replayed, executor=pool,
+                    on_trial=journal.append, **loop,
+                )  # fmt: skip
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False)
     if result_path is None and journal_path is not None:
         journal_path = Path(journal_path)
         result_path = journal_path.with_name(journal_path.stem + ".result.json")
@@ -81,18 +97,94 @@ def search_trials(
     on_trial: Callable[[Trial], None] | None = None,
     progress: bool = False,
     stop_value: float | None = None,
+    executor: Executor | None = None,
+    retries: int = 2,
 ) -> History:
     """The search loop without any file: replay ``replayed``, then evaluate up to ``budget``
     cells, handing each new trial to ``on_trial`` (a journal's append, or a message to the
-    process that owns the journal) before the next evaluation starts."""
+    process that owns the journal) in evaluation order. Without ``executor`` each cell is
+    evaluated here before the next starts; with one (from :func:`evaluation_executor`, which
+    gave its workers ``evaluator``) a batch's cells run at once, a lost one retried
+    ``retries`` times."""
     history = History(space)
     for trial in replayed:
         history.append(trial)
         strategy.tell(history, trial)
+    evaluate = _evaluations(evaluator, executor, retries)
     with tqdm(total=budget, initial=len(history), disable=not progress, unit="cell") as bar:
         bar.set_description(f"{strategy.name} {evaluator.dataset}")
-        _loop(strategy, evaluator, history, budget, batch_size, on_trial, bar, stop_value)
+        _loop(strategy, evaluate, history, budget, batch_size, on_trial, bar, stop_value)
     return history
+
+
+def evaluation_executor(
+    kind: str, workers: int, evaluator: Evaluator, *, address: str | None = None
+) -> Executor | None:
+    """Workers that each hold ``evaluator`` (sent once, not with every cell), or ``None`` for
+    one local worker (the loop then evaluates in this process). On Ray each evaluation is a
+    task with one CPU, and one GPU when the evaluator trains on CUDA."""
+    if kind == "local" and workers == 1:
+        return None
+    device = getattr(evaluator, "device", None)
+    gpus = 1.0 if getattr(device, "type", "cpu") == "cuda" else 0.0
+    return make_executor(
+        kind, workers, preload=(__name__,), setup=install_evaluator, setup_args=(evaluator,),
+        address=address, gpus_per_task=gpus,
+    )  # fmt: skip
+
+
+_WORKER_EVALUATOR: list[Evaluator] = []
+"""The evaluator of this worker process (installed once by :func:`install_evaluator`)."""
+
+
+def install_evaluator(evaluator: Evaluator) -> None:
+    _WORKER_EVALUATOR[:] = [evaluator]
+
+
+def evaluate_installed(arch: Arch) -> tuple[EvalResult, float]:
+    """Evaluate ``arch`` with this worker's evaluator: the result and its wall seconds."""
+    (evaluator,) = _WORKER_EVALUATOR
+    start = time.perf_counter()
+    result = evaluator.evaluate(arch)
+    return result, time.perf_counter() - start
+
+
+Evaluations = Callable[[list[Arch]], Iterator[tuple[EvalResult, float]]]
+
+
+def _evaluations(evaluator: Evaluator, executor: Executor | None, retries: int) -> Evaluations:
+    """How a batch is evaluated: ``(result, seconds)`` per cell, in batch order."""
+
+    def one_by_one(archs: list[Arch]) -> Iterator[tuple[EvalResult, float]]:
+        for arch in archs:
+            start = time.perf_counter()
+            result = evaluator.evaluate(arch)
+            yield result, time.perf_counter() - start
+
+    def at_once(archs: list[Arch]) -> Iterator[tuple[EvalResult, float]]:
+        assert executor is not None
+        jobs = [(arch,) for arch in archs]
+        for outcome, attempts in in_order(executor, evaluate_installed, jobs, retries=retries):
+            if isinstance(outcome, WorkerLost):
+                yield _lost(evaluator, attempts), 0.0
+                continue
+            result, seconds = outcome
+            if attempts > 1:  # the journal says the evaluation was retried
+                result = replace(result, metrics={**result.metrics, "attempts": float(attempts)})
+            yield result, seconds
+
+    return one_by_one if executor is None else at_once
+
+
+def _lost(evaluator: Evaluator, attempts: int) -> EvalResult:
+    """A failed trial for a cell whose worker died on every one of its ``attempts``."""
+    return EvalResult(
+        value=math.nan,
+        dataset=evaluator.dataset,
+        split="",
+        metrics={"worker_lost": 1.0, "attempts": float(attempts)},
+        failed=True,
+    )
 
 
 def run_header(
@@ -176,7 +268,7 @@ def run_result(history: History, settings: dict[str, Any]) -> dict[str, Any]:
 
 def _loop(
     strategy: SearchStrategy,
-    evaluator: Evaluator,
+    evaluate: Evaluations,
     history: History,
     budget: int,
     batch_size: int,
@@ -184,22 +276,30 @@ def _loop(
     bar: tqdm,
     stop_value: float | None,
 ) -> None:
+    def reached() -> bool:
+        best = history.best
+        return stop_value is not None and best is not None and best.value >= stop_value
+
     pending, share = _rest_of_batch(strategy, history, budget, batch_size)
-    while len(history) < budget:
-        if stop_value is not None and history.best is not None and history.best.value >= stop_value:
-            return
+    while len(history) < budget and not reached():
         if not pending:
             n = min(batch_size, budget - len(history))
             start = time.perf_counter()
             pending = strategy.ask(history, n)
             share = (time.perf_counter() - start) / n
-        trial = _evaluate(evaluator, history, pending.pop(0), share)
-        if on_trial is not None:
-            on_trial(trial)
-        strategy.tell(history, trial)
-        bar.update(1)
-        if history.best is not None:
-            bar.set_postfix(best=f"{history.best.value:.3f}")
+        with contextlib.closing(evaluate(pending)) as outcomes:
+            for arch in pending:
+                if reached():  # checked before each cell, however the batch is evaluated
+                    return
+                result, seconds = next(outcomes)
+                trial = history.record(arch, result, strategy_seconds=share, eval_seconds=seconds)
+                if on_trial is not None:
+                    on_trial(trial)
+                strategy.tell(history, trial)
+                bar.update(1)
+                if history.best is not None:
+                    bar.set_postfix(best=f"{history.best.value:.3f}")
+        pending = []
 
 
 def _rest_of_batch(
@@ -220,10 +320,3 @@ def _rest_of_batch(
             f"strategy {strategy.name!r} proposes there; was it written by another version?"
         )
     return batch[done:], share
-
-
-def _evaluate(evaluator: Evaluator, history: History, arch: Arch, share: float) -> Trial:
-    start = time.perf_counter()
-    result = evaluator.evaluate(arch)
-    seconds = time.perf_counter() - start
-    return history.record(arch, result, strategy_seconds=share, eval_seconds=seconds)
