@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_fake_table
 
 from diffusionnag.benchmarks.base import Evaluator
 from diffusionnag.benchmarks.nb201_table import (
@@ -241,3 +242,12 @@ def test_default_table_path_without_a_table_points_beside_the_repo(monkeypatch, 
     (repo / "pyproject.toml").write_text("")
     expected = tmp_path / "shared" / "data" / "nasbench201" / "nats_tss_200ep_test_acc.csv"
     assert default_table_path(repo / "tests") == expected
+
+
+def test_table_protocol_tells_tables_apart(tmp_path, nb201_small_table) -> None:
+    """A journal header carries it, so a run cannot resume against another table."""
+    other = NB201Table.from_csv(write_fake_table(tmp_path / "other.csv", 200, seed=5))
+    first = TableEvaluator(nb201_small_table, "cifar10").protocol()
+    assert first == TableEvaluator(nb201_small_table, "cifar10").protocol()
+    assert first["table_sha256"] != TableEvaluator(other, "cifar10").protocol()["table_sha256"]
+    assert (first["split"], first["epochs"], first["table_cells"]) == ("ori-test", 200, 200)

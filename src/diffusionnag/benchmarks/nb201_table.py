@@ -10,6 +10,7 @@ scored on the ``x-test`` half of their test sets. The table has no validation ac
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from functools import cache
@@ -158,6 +159,17 @@ class TableEvaluator(Evaluator):
 
     def evaluate(self, arch: Arch) -> EvalResult:
         return self._table.query(arch, dataset=self.dataset)
+
+    def protocol(self) -> dict[str, object]:
+        """What fixes the answers: the split, the epochs and a digest of the table's column, so
+        a journal cannot be resumed against a different table."""
+        values = np.ascontiguousarray(self._table.accuracies(self.dataset), dtype=np.float64)
+        return {
+            "split": TEST_SPLITS[self.dataset],
+            "epochs": EPOCHS,
+            "table_cells": len(self._table),
+            "table_sha256": hashlib.sha256(values.tobytes()).hexdigest()[:16],
+        }
 
     def __repr__(self) -> str:
         return f"TableEvaluator({self.dataset}, {len(self._table)} cells)"
