@@ -198,14 +198,18 @@ def _mbv3_costs(arch: Arch, data: ImageDataset, cfg: TrainConfig) -> dict[str, i
     return {"params": costs.params, "flops": costs.flops}
 
 
+def _native_resolution(data: ImageDataset, _cfg: TrainConfig) -> int:
+    return data.resolution
+
+
+def _upscaled_resolution(data: ImageDataset, cfg: TrainConfig) -> int:
+    return max(data.resolution, cfg.min_resolution)
+
+
+# Named functions, not lambdas: an evaluator is pickled once to each pool worker.
 NETWORKS: dict[str, _Network] = {
-    "nb201": _Network(_nb201_network, _nb201_costs, lambda data, _cfg: data.resolution),
-    "mbv3": _Network(
-        _mbv3_network,
-        _mbv3_costs,
-        lambda data, cfg: max(data.resolution, cfg.min_resolution),
-        recalibrate_bn=True,
-    ),
+    "nb201": _Network(_nb201_network, _nb201_costs, _native_resolution),
+    "mbv3": _Network(_mbv3_network, _mbv3_costs, _upscaled_resolution, recalibrate_bn=True),
 }
 """Spaces whose architectures :class:`TrainingEvaluator` can train, by space name."""
 
