@@ -80,7 +80,7 @@ def _meta_dataset(args: argparse.Namespace, space):
     from diffusionnag.transfer.metadata import read_meta_dataset, table_meta_dataset
 
     if args.meta_dataset is not None:
-        return read_meta_dataset(args.meta_dataset, space)
+        return read_meta_dataset(args.meta_dataset, space, images=args.encoder == "images")
     if space.name != "nb201":
         raise ValueError(f"--table-tasks are NB201 table datasets; space is {space.name!r}")
     from diffusionnag.benchmarks.nb201_table import NB201Table

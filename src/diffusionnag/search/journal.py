@@ -46,12 +46,17 @@ class Journal:
         self._handle = handle
 
     def append(self, trial: Trial) -> None:
-        if trial.index != self.next_index:
+        self.append_record(trial.to_json(self._space))
+
+    def append_record(self, record: Mapping[str, Any]) -> None:
+        """A trial line with extra fields (a meta-dataset row); ``record["index"]`` must be
+        the next index."""
+        if record["index"] != self.next_index:
             raise ValueError(
-                f"journal {self.path}: trial index {trial.index} appended, "
+                f"journal {self.path}: trial index {record['index']} appended, "
                 f"expected {self.next_index}"
             )
-        self._write({"type": "trial", **trial.to_json(self._space)})
+        self._write({"type": "trial", **record})
         self.next_index += 1
 
     def close(self) -> None:

@@ -165,16 +165,6 @@ def train_row(job: RowJob) -> dict[str, Any]:
     }
 
 
-def _append_row(journal: Journal, row: dict[str, Any]) -> None:
-    if row["index"] != journal.next_index:
-        raise ValueError(
-            f"journal {journal.path}: row {row['index']} appended, expected {journal.next_index}"
-        )
-    # Journal.append writes a Trial's fields only; a row adds the meta-dataset fields.
-    journal._write({"type": "trial", **row})
-    journal.next_index += 1
-
-
 def _check_done(journal: Journal, done: list[Trial], jobs: list[RowJob]) -> None:
     space = get_space(jobs[0].space)
     if len(done) > len(jobs):
@@ -209,7 +199,7 @@ def _write_rows(
 ) -> None:
     start = time.perf_counter()
     for written, row in enumerate(_results(executor, jobs, window), start=1):
-        _append_row(journal, row)
+        journal.append_record(row)
         bar.update()
         bar.set_postfix_str(f"{3600.0 * written / (time.perf_counter() - start):.0f} rows/h")
 
