@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 
 CLI = "import sys; from diffusionnag.cli import main; sys.exit(main(sys.argv[1:]))"
+ENVIRONMENT = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_AUTH_MODE": "disabled"}
+"""One torch thread per process; the cluster this script starts is local, without a token."""
 
 
 def load_average() -> str:
@@ -39,12 +41,12 @@ def run_search(args: argparse.Namespace, name: str, extra: list[str]) -> dict:
         "--batch-size", str(args.batch_size), "--epochs", str(args.epochs),
         "--seed", str(args.seed), "--device", "cpu", "--quiet", "--out", str(out), *extra,
     ]  # fmt: skip
-    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     before = load_average()
     start = time.perf_counter()
-    subprocess.run(command, check=True, env=environment, stdout=subprocess.DEVNULL)
+    subprocess.run(command, check=True, env=ENVIRONMENT, stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - start
     result = json.loads(out.read_text())
+    print(f"{name}: {seconds:.1f} s wall", flush=True)
     trajectory = [(t["arch"], t["value"]) for t in result["trajectory"]]
     return {
         "name": name,
@@ -66,7 +68,7 @@ def ray_cluster(action: str, port: int) -> None:
         ]  # fmt: skip
     else:
         command = [ray, "stop"]
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(command, check=True, env=ENVIRONMENT, stdout=subprocess.DEVNULL)
 
 
 def main() -> None:

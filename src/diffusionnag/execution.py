@@ -94,22 +94,23 @@ class _QueueChannel:
     with a job pickles to a reference to the queue its worker was given.
     """
 
-    def __init__(self, messages: Any, handler: Handler | None) -> None:
-        self._queue = messages
+    def __init__(self, messages: Callable[[], Any], handler: Handler | None) -> None:
+        self._messages = messages  # the pool's current queue (a new one after a worker died)
         self._handler = handler
 
     def __reduce__(self) -> tuple[Callable[[], _QueueChannel], tuple[()]]:
         return _worker_channel, ()
 
     def put(self, message: Any) -> None:
-        self._queue.put(message)
+        self._messages().put(message)
 
     def drain(self, timeout: float) -> None:
         assert self._handler is not None, "only the parent drains a channel"
         wait = timeout
         while True:
             try:
-                message = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+                messages = self._messages()
+                message = messages.get(timeout=wait) if wait > 0 else messages.get_nowait()
             except queue.Empty:
                 return
             self._handler(message)
@@ -153,16 +154,22 @@ class LocalPoolExecutor:
         fresh pool, so lost jobs can be resubmitted."""
         if self._broken:
             self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool, self._broken = self._make_pool(), False
+            self._restart()
         try:
             inner = self._pool.submit(fn, *args)
         except BrokenProcessPool:
-            self._pool = self._make_pool()
+            self._restart()
             inner = self._pool.submit(fn, *args)
         outer: futures.Future = futures.Future()
         pool = self._pool
         inner.add_done_callback(lambda done: self._relay(done, outer, pool))
         return outer
+
+    def _restart(self) -> None:
+        """A fresh pool and queue: a worker killed while writing may have left the old queue's
+        lock taken (the parent drained what reached it before resubmitting)."""
+        self._messages = self._context.Queue()
+        self._pool, self._broken = self._make_pool(), False
 
     def _relay(self, inner: futures.Future, outer: futures.Future, pool: Any) -> None:
         if inner.cancelled():
@@ -182,7 +189,7 @@ class LocalPoolExecutor:
 
     def channel(self, handler: Handler) -> Channel:
         """The pool's one channel (every job's messages reach ``handler``)."""
-        return _QueueChannel(self._messages, handler)
+        return _QueueChannel(lambda: self._messages, handler)
 
     def shutdown(self, wait: bool = True) -> None:
         """``wait=False`` (after an error) ends the workers now, whatever they are doing."""
@@ -272,7 +279,7 @@ _WORKER_QUEUE: list[Any] = []
 
 
 def _worker_channel() -> _QueueChannel:
-    return _QueueChannel(_WORKER_QUEUE[0], None)
+    return _QueueChannel(lambda: _WORKER_QUEUE[0], None)
 
 
 def _init_worker(
