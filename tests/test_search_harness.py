@@ -86,3 +86,16 @@ def test_harness_checks_arguments_up_front(nb201_table_path: Path, tmp_path: Pat
             strategy_options={"local": {}},
         )  # fmt: skip
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_lost_benchmark_worker_is_one_error_line_that_says_resume() -> None:
+    from concurrent.futures import Future
+
+    from diffusionnag.execution import WorkerLost
+    from diffusionnag.search.harness import RunSpec, _result_of
+
+    lost: Future = Future()
+    lost.set_exception(WorkerLost("process 123 ended"))
+    spec = RunSpec("random", 0, "cifar10", 5, 1, "runs/x/seed0.jsonl", resume=False)
+    with pytest.raises(ValueError, match=r"runs/x/seed0.jsonl died .*rerun with --resume"):
+        _result_of(lost, spec)

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from diffusionnag.benchmarks.nb201_table import NB201Table, TableEvaluator, resolve_dataset
 from diffusionnag.device import single_thread
-from diffusionnag.execution import Channel, Executor, InProcessExecutor, make_executor
+from diffusionnag.execution import Channel, Executor, InProcessExecutor, WorkerLost, make_executor
 from diffusionnag.search.base import as_seed
 from diffusionnag.search.history import History, Trial
 from diffusionnag.search.job import build_strategy
@@ -236,8 +236,8 @@ def _drive(
                     in_flight[future] = number
                 channel.drain(timeout=0.05)
                 for future in [f for f in in_flight if f.done()]:
-                    future.result()  # a worker's exception surfaces here
                     number = in_flight[future]
+                    _result_of(future, specs[number])  # a worker's exception surfaces here
                     if runs[number].done:  # every message of the run has arrived
                         del in_flight[future]
                         records[number] = runs.pop(number).finish()
@@ -248,6 +248,18 @@ def _drive(
             run.journal.close()
         executor.shutdown(wait=finished)
     return records
+
+
+def _result_of(future: Any, spec: RunSpec) -> None:
+    """A lost worker ends the benchmark with one line; its journal holds every trial that
+    arrived, so ``--resume`` continues from there (runs are not retried in-process yet)."""
+    try:
+        future.result()
+    except WorkerLost as error:
+        raise ValueError(
+            f"the worker running {spec.journal} died ({error}); its journal keeps every trial "
+            "received: rerun with --resume to continue"
+        ) from None
 
 
 def _open_run(spec: RunSpec) -> _OpenRun:

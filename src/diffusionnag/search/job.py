@@ -122,7 +122,14 @@ def run_job(job: SearchJob) -> History:
     space = get_space(job.space)
     check_budget(space, job.budget)
     strategy = build_strategy(job.strategy, space, job.seed, job.options)
-    evaluator = build_evaluator(job, space)
+    return run_with_outputs(job, strategy, build_evaluator(job, space), space)
+
+
+def run_with_outputs(
+    job: SearchJob, strategy: SearchStrategy, evaluator: Evaluator, space: SearchSpace
+) -> History:
+    """``strategy`` against ``evaluator`` with the job's budget and execution, journaled next to
+    ``job.out`` (refusing to overwrite a journal unless resuming), plus the result and plot."""
     out = Path(job.out)
     journal = out.with_suffix(".jsonl")
     if journal.exists() and not job.resume:
@@ -141,7 +148,7 @@ def run_job(job: SearchJob) -> History:
         executor=job.executor,
         ray_address=job.ray_address,
     )
-    plot_history(history, out.with_suffix(".png"), f"{job.strategy} on {job.benchmark}")
+    plot_history(history, out.with_suffix(".png"), f"{strategy.name} on {job.benchmark}")
     return history
 
 

@@ -28,9 +28,9 @@ from diffusionnag.benchmarks.base import Evaluator
 from diffusionnag.benchmarks.training import TrainConfig, TrainingEvaluator
 from diffusionnag.predictors.data import load_pairs
 from diffusionnag.search.history import History
-from diffusionnag.search.job import SearchJob, build_evaluator, plot_history
+from diffusionnag.search.job import SearchJob, build_evaluator, run_with_outputs
 from diffusionnag.search.journal import atomic_write_json
-from diffusionnag.search.run import run_header, run_result, run_search
+from diffusionnag.search.run import run_header, run_result
 from diffusionnag.spaces import get_space
 from diffusionnag.training import ScoreModel, load_score_model
 from diffusionnag.transfer.meta_train import load_meta_predictor
@@ -94,6 +94,9 @@ def run_transfer(job: TransferJob) -> tuple[History, TransferStrategy]:
         data_root=job.data_root,
         train=job.train,
         progress=job.progress,
+        budget=job.budget,
+        out=job.out,
+        resume=job.resume,
     )
     evaluator = build_evaluator(search_job, space)
     known = load_pairs(job.support, space) if job.support else ([], [])
@@ -110,20 +113,7 @@ def run_transfer(job: TransferJob) -> tuple[History, TransferStrategy]:
         meta_predictor=str(folder),
         **job.options,
     )
-    out = Path(job.out)
-    journal = out.with_suffix(".jsonl")
-    if journal.exists() and not job.resume:
-        raise ValueError(f"{journal} exists: pass --resume to continue that run, or another --out")
-    history = run_search(
-        strategy,
-        evaluator,
-        space,
-        job.budget,
-        journal_path=journal,
-        resume=job.resume,
-        progress=job.progress,
-        result_path=out,
-    )
+    history = run_with_outputs(search_job, strategy, evaluator, space)
     result = run_result(history, run_header(strategy, evaluator, space, job.budget, 1))
     result["transfer"] = {
         "meta_predictor": str(folder),
@@ -131,8 +121,7 @@ def run_transfer(job: TransferJob) -> tuple[History, TransferStrategy]:
         "candidates": len(strategy.pool()) if strategy.generated else None,
         "generation": strategy.generation_rounds,
     }
-    atomic_write_json(out, result)
-    plot_history(history, out.with_suffix(".png"), f"transfer on {job.benchmark}")
+    atomic_write_json(job.out, result)
     return history, strategy
 
 
