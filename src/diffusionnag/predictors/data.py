@@ -45,7 +45,7 @@ def load_pairs(path: Path | str, space: SearchSpace) -> tuple[list[Arch], np.nda
             archs.append(space.from_string(str(cell)))
         except ValueError as error:
             raise ValueError(f"{path} {where}: {error}") from None
-        values.append(_number(value, f"{path} {where}"))
+        values.append(finite_number(value, f"{path} {where}"))
     return archs, np.asarray(values)
 
 
@@ -121,13 +121,14 @@ def _csv_rows(text: str, path: Path) -> list[tuple[str, object, object]]:
     return [(f"line {n}", row["cell"], row["value"]) for n, row in enumerate(reader, start=2)]
 
 
-def _number(value: object, where: str) -> float:
+def finite_number(value: object, where: str, what: str = "value") -> float:
+    """``value`` as a finite float; ``ValueError`` naming ``where`` and ``what`` otherwise."""
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise ValueError(f"{where}: value {value!r} is not a number") from None
+        raise ValueError(f"{where}: {what} {value!r} is not a number") from None
     if not math.isfinite(number):
-        raise ValueError(f"{where}: value {value!r} is not a finite number")
+        raise ValueError(f"{where}: {what} {value!r} is not a finite number")
     return number
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
+from diffusionnag.predictors.data import finite_number
 from diffusionnag.spaces import Arch, SearchSpace
 
 VALUE_FIELD = "accuracy"
@@ -92,7 +92,7 @@ def group_rows(
             raise ValueError(
                 f"{source} {where}: {error} (is this a meta-dataset for space {space.name!r}?)"
             ) from None
-        number = _finite(value, f"{source} {where}")
+        number = finite_number(value, f"{source} {where}", "accuracy")
         archs, values = grouped.setdefault(str(task), ([], []))
         archs.append(arch)
         values.append(number)
@@ -195,16 +195,6 @@ def _csv_rows(
 def _check_space(found: object, space: SearchSpace, path: Path, number: int) -> None:
     if found not in (None, "", space.name):
         raise ValueError(f"{path} line {number} is for search space {found!r}, not {space.name!r}")
-
-
-def _finite(value: object, where: str) -> float:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: accuracy {value!r} is not a number") from None
-    if not math.isfinite(number):
-        raise ValueError(f"{where}: accuracy {value!r} is not finite")
-    return number
 
 
 def table_meta_dataset(table, datasets: Sequence[str]) -> MetaDataset:
