@@ -167,6 +167,20 @@ def test_support_set_conditions_the_ranking() -> None:
     assert report["support 10"]["spearman"] > 0.6
 
 
+def test_unconditioned_meta_predictor_ignores_the_task_but_learns_the_pooled_ranking() -> None:
+    tasks = _fake_tasks(5, seed=0)
+    predictor = _meta_train(tasks[:4], steps=150, encoder="none")
+    archs = tasks[4].archs[:50]
+    support = predictor.support(archs[:3], [90.0, 80.0, 70.0])
+    np.testing.assert_array_equal(
+        predictor.conditioned([support]).predict(archs),
+        predictor.conditioned([TaskData()]).predict(archs),
+    )
+    report = evaluate_on_tasks(predictor, MetaDataset("nb201", tasks[4:]))
+    assert set(report["fake4"]) == {"none"}
+    assert report["fake4"]["none"]["spearman"] > 0.3  # the tasks share a base: pooling helps
+
+
 def test_meta_predictor_round_trips_and_refuses_corrupt_folders(tmp_path: Path) -> None:
     predictor = _meta_train(_fake_tasks(2, seed=2), steps=2)
     save_meta_predictor(predictor, tmp_path / "meta")

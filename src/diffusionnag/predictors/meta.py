@@ -27,6 +27,7 @@ from diffusionnag.predictors.objective import DirectedGraphConv
 from diffusionnag.predictors.task_encoders import (
     EvaluationsEncoder,
     ImagesEncoder,
+    NoTaskEncoder,
     TaskData,
     check_encoder,
 )
@@ -149,8 +150,10 @@ class MetaPredictor(nn.Module):
             self.task_encoder: nn.Module = EvaluationsEncoder(
                 _CleanCells(space, hidden), 2 * hidden, dim
             )
-        else:
+        elif config.encoder == "images":
             self.task_encoder = ImagesEncoder(dim, seed=config.seed)
+        else:
+            self.task_encoder = NoTaskEncoder(dim)
         self.cells = CellGraphEncoder(space, hidden, config.layers)
         self.condition = nn.Linear(dim, hidden)
         self.modulate = nn.Linear(dim, 2 * hidden)

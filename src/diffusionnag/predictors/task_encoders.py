@@ -1,12 +1,14 @@
 """Task encoders: one vector per task, invariant to the order of the sets that describe it.
 
-Two ways to know a task, registered by name in :data:`TASK_ENCODERS`:
+Ways to know a task, registered by name in :data:`TASK_ENCODERS`:
 
 - ``images`` (the paper's dataset encoder): a fixed number of images per class -> a frozen
   feature extractor -> set attention within each class, pooled to one vector per class -> set
   attention across classes, pooled to one task vector. Any number of classes.
 - ``evaluations``: a task known only by a support set of (cell, accuracy) pairs measured on it,
   as a table is: set attention over (encoded cell, accuracy standardised within the set).
+- ``none``: the task is not known; one learned vector for every task. A meta-predictor with it
+  is the unconditioned ablation: the same network and meta-training, fitted to all tasks pooled.
 
 The set layers are Set Transformer blocks (self-attention without positions, then attention
 pooling with learned seeds), so permuting a set permutes nothing downstream. Both encoders map
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-ENCODER_NAMES = ("evaluations", "images")
+ENCODER_NAMES = ("evaluations", "images", "none")
 
 
 class SetAttentionBlock(nn.Module):
@@ -186,9 +188,21 @@ class ImagesEncoder(nn.Module):
         return self.across_classes(per_class_vectors[None])[0]  # [D]
 
 
+class NoTaskEncoder(nn.Module):
+    """Every task -> the same learned ``[D]`` vector (what it is given is ignored)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.embedding = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, task: TaskData) -> Tensor:
+        return self.embedding
+
+
 TASK_ENCODERS: dict[str, Callable[..., nn.Module]] = {
     "evaluations": EvaluationsEncoder,
     "images": ImagesEncoder,
+    "none": NoTaskEncoder,
 }
 
 

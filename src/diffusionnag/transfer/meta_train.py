@@ -60,6 +60,8 @@ def task_encoding(
     support_size: int | None = None,
 ) -> TaskData:
     """One random encoding of ``task`` for the configured encoder."""
+    if config.encoder == "none":
+        return TaskData()
     if config.encoder == "images":
         meta_task = task.task if isinstance(task, _PreparedTask) else task
         if meta_task.images is None:
@@ -149,19 +151,20 @@ def evaluate_on_tasks(
     seed: int = 0,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Kendall/Spearman of clean predictions per task (held-out tasks, typically), for each
-    support size (``evaluations``) or one image encoding (``images``)."""
+    support size (``evaluations``), one image encoding (``images``) or none (``none``)."""
     rng = np.random.default_rng(seed)
     device = predictor.network.head[0].weight.device
     report: dict[str, dict[str, dict[str, float]]] = {}
-    images = predictor.config.encoder == "images"
+    encoder = predictor.config.encoder
+    sizes = support_sizes if encoder == "evaluations" else (0,)
     for task in dataset.tasks:
         prepared = _PreparedTask(task, predictor.space, predictor.config, device)
         cells = rng.permutation(len(task.archs))[:max_cells]
         report[task.name] = {}
-        for size in (0,) if images else support_sizes:
+        for size in sizes:
             encoding = task_encoding(prepared, predictor.config, rng, support_size=size)
             predicted = predictor.conditioned([encoding]).predict([task.archs[i] for i in cells])
-            label = "images" if images else f"support {size}"
+            label = f"support {size}" if encoder == "evaluations" else encoder
             report[task.name][label] = rank_correlations(predicted, task.values[cells])
     return report
 

@@ -127,6 +127,8 @@ class TransferStrategy(SearchStrategy):
     def _encodings(
         self, archs: list[Arch], values: list[float], rng: np.random.Generator
     ) -> list[TaskData]:
+        if self.predictor.config.encoder == "none":
+            return [TaskData()]
         if self.task_images is not None:
             per_class = self.predictor.config.per_class
             return [
