@@ -54,8 +54,8 @@ class DiffusionNAGSampler(BaseSampler):
     ``space``: a search space or its name (``"nb201"``, ``"mbv3"``). ``seed``: makes a
     single-worker study reproducible (``None``: drawn at random). ``batch_size``: cells generated
     per refit; more than 1 lets parallel workers that start from the same history share one
-    refit. ``options``: DiffusionNAG-BO's options (``num_init``, ``members``, ``epochs``,
-    ``pool_size``, ``scale``, ``sampler``, ``steps``, ``acquisition``, ``score_model``).
+    refit. ``options``: DiffusionNAG-BO's options (``num_init``, ``members``, ``fit_steps``,
+    ``pool``, ``pool_size``, ``scale``, ``sampler``, ``steps``, ``acquisition``, ...).
     """
 
     def __init__(

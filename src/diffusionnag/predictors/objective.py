@@ -13,7 +13,10 @@ same operation at different places of the cell.
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -265,10 +268,17 @@ def train_ensemble(
     *,
     members: int = 5,
     device: str = "auto",
+    steps: int | None = None,
 ) -> TrainedEnsemble:
-    """``members`` predictors fitted as :func:`train_predictor` fits one, all in one pass."""
+    """``members`` predictors fitted as :func:`train_predictor` fits one, all in one pass.
+
+    ``steps``: exactly that many minibatch steps instead of ``config.epochs`` passes, so the cost
+    of a fit does not grow with the number of cells (the passes go on as long as the steps do).
+    """
     if members < 1:
         raise ValueError(f"an ensemble needs at least one member, got {members}")
+    if steps is not None and steps < 1:
+        raise ValueError(f"an ensemble fit needs at least one step, got {steps}")
     dev = resolve_device(device)
     x0, y, mean, scale = _training_data(space, archs, values, config, dev)
     seeds = torch.Generator().manual_seed(config.seed)
@@ -278,20 +288,30 @@ def train_ensemble(
     optimizer = torch.optim.AdamW(params.values(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator(dev).manual_seed(config.seed)
     n = len(archs)
-    for _ in range(config.epochs):
-        orders = torch.rand(members, n, generator=generator, device=dev).argsort(1)  # [M, n]
-        for batch in orders.split(config.batch_size, dim=1):  # [M, b]
-            t, noise = _noise_draws(sde, (*batch.shape, *x0.shape[1:]), config, generator)
-            noisy = sde.perturb(x0[batch].flatten(0, 1), t.flatten(), noise.flatten(0, 1))
-            outputs = _members_call(
-                template, params, buffers, noisy.view(noise.shape), sde.std(t)
-            )  # [M, b]
-            loss = (outputs - y[batch]).pow(2).mean(1).sum()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+    if steps is None:
+        steps = config.epochs * math.ceil(n / config.batch_size)
+    batches = _member_batches(members, n, config.batch_size, generator)
+    for batch in itertools.islice(batches, steps):  # [M, b]
+        t, noise = _noise_draws(sde, (*batch.shape, *x0.shape[1:]), config, generator)
+        noisy = sde.perturb(x0[batch].flatten(0, 1), t.flatten(), noise.flatten(0, 1))
+        outputs = _members_call(
+            template, params, buffers, noisy.view(noise.shape), sde.std(t)
+        )  # [M, b]
+        loss = (outputs - y[batch]).pow(2).mean(1).sum()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
     params = {name: value.detach() for name, value in params.items()}
     return TrainedEnsemble(space, sde, template.eval(), params, buffers, mean, scale)
+
+
+def _member_batches(
+    members: int, n: int, batch_size: int, generator: torch.Generator
+) -> Iterator[Tensor]:
+    """Endless ``[M, b]`` index batches: pass after pass, each member in its own random order."""
+    while True:
+        orders = torch.rand(members, n, generator=generator, device=generator.device)
+        yield from orders.argsort(1).split(batch_size, dim=1)
 
 
 def _init_network(

@@ -6,7 +6,12 @@ from typing import Any
 
 from diffusionnag.search.bananas import Bananas
 from diffusionnag.search.base import SearchStrategy, Seed
-from diffusionnag.search.diffusionnag_bo import DiffusionNAGBO
+from diffusionnag.search.diffusionnag_bo import (
+    DiffusionNAGBO,
+    MixPoolBO,
+    MutationPoolBO,
+    RandomPoolBO,
+)
 from diffusionnag.search.evolution import RegularizedEvolution
 from diffusionnag.search.history import History, Trial
 from diffusionnag.search.local_search import LocalSearch
@@ -21,6 +26,9 @@ STRATEGIES: dict[str, type[SearchStrategy]] = {
     "bananas": Bananas,
     "tpe": TPESearch,
     "diffusionnag-bo": DiffusionNAGBO,
+    "bo-pool-random": RandomPoolBO,
+    "bo-pool-mutation": MutationPoolBO,
+    "bo-pool-mix": MixPoolBO,
 }
 
 

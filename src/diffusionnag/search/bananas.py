@@ -24,8 +24,6 @@ from diffusionnag.search.ensemble import features, fit_ensemble
 from diffusionnag.search.history import History
 from diffusionnag.spaces.base import Arch, SearchSpace
 
-_POOL_TRIES_PER_CANDIDATE = 10
-
 
 class Bananas(ModelBasedStrategy):
     """Ensemble-of-MLPs BO over a mutation pool of the top cells."""
@@ -92,11 +90,5 @@ class Bananas(ModelBasedStrategy):
         pool = Batch(self, history, self.num_candidates)
         for arch in batch.archs:
             pool.offer(arch)
-        for _ in range(_POOL_TRIES_PER_CANDIDATE * self.num_candidates):
-            if pool.full:
-                break
-            child = parents[int(rng.integers(len(parents)))]
-            for _ in range(int(rng.integers(1, self.max_edits + 1))):
-                child = self.space.mutate(child, rng)
-            pool.offer(child)
+        self.fill_mutations(pool, parents, rng, self.max_edits)
         return pool.archs[len(batch.archs) :]

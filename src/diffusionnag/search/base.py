@@ -23,6 +23,7 @@ Seed = int | np.random.Generator
 
 _MAX_KEY_MEMO = 1 << 16
 _RANDOM_ROUNDS = 64
+_MUTATION_TRIES_PER_CELL = 10
 
 
 def as_seed(seed: Seed) -> int:
@@ -118,6 +119,22 @@ class SearchStrategy(ABC):
                 f"found only {len(batch.archs)} of {batch.size} unseen architectures in space "
                 f"{self.space.name!r}; the space is (nearly) exhausted"
             )
+
+    def fill_mutations(
+        self, batch: Batch, parents: list[Arch], rng: np.random.Generator, max_edits: int
+    ) -> None:
+        """Offer ``batch`` mutants of ``parents`` until it is full or a bounded number of tries
+        is spent: each a random parent with 1 to ``max_edits`` random edits (``space.mutate``).
+
+        The candidate pool of BANANAS and of DiffusionNAG-BO's mutation ablations.
+        """
+        for _ in range(_MUTATION_TRIES_PER_CELL * batch.size):
+            if batch.full:
+                return
+            child = parents[int(rng.integers(len(parents)))]
+            for _ in range(int(rng.integers(1, max_edits + 1))):
+                child = self.space.mutate(child, rng)
+            batch.offer(child)
 
     def _check_proposal(self, history: History, archs: list[Arch], n: int) -> None:
         """Strategies are ours, so a broken contract is a bug, not a user error."""

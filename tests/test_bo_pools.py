@@ -1,0 +1,128 @@
+"""DiffusionNAG-BO's candidate pools (the acquisition-optimiser ablation) and its flat-cost fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from strategy_options import FAST_OPTIONS
+
+from diffusionnag.benchmarks.nb201_table import NB201Table
+from diffusionnag.predictors import objective
+from diffusionnag.predictors.objective import PredictorConfig, train_ensemble
+from diffusionnag.search import History, get_strategy
+from diffusionnag.search.diffusionnag_bo import DiffusionNAGBO
+from diffusionnag.spaces.base import Arch
+from diffusionnag.spaces.nb201 import NB201Space
+
+SPACE = NB201Space()
+OPTIONS = FAST_OPTIONS["diffusionnag-bo"]
+
+
+def table_history(table: NB201Table, size: int, seed: int = 0) -> History:
+    history = History(SPACE)
+    rng = np.random.default_rng(seed)
+    while len(history) < size:
+        arch = SPACE.sample(1, rng)[0]
+        if not history.is_seen(arch):
+            history.record(arch, table.query(arch, dataset="cifar10"))
+    return history
+
+
+def edits_to_parents(arch: Arch, parents: list[Arch]) -> int:
+    return min(sum(a != b for a, b in zip(arch.ops, p.ops, strict=True)) for p in parents)
+
+
+def pool_of(pool: str, history: History) -> tuple[DiffusionNAGBO, list[Arch]]:
+    strategy = get_strategy("diffusionnag-bo", SPACE, 0, **{**OPTIONS, "pool": pool})
+    assert isinstance(strategy, DiffusionNAGBO)
+    rng = np.random.default_rng(1)
+    trials = [t for t in history if t.ok]
+    return strategy, strategy.candidate_pool(strategy.fit_ensemble(trials, rng), history, rng)
+
+
+@pytest.mark.parametrize("pool", ["random", "mutation", "mix", "diffusion"])
+def test_every_pool_holds_distinct_unseen_cells(pool: str, nb201_table: NB201Table) -> None:
+    history = table_history(nb201_table, 30)
+    strategy, cells = pool_of(pool, history)
+    keys = {SPACE.canonical_key(a) for a in cells}
+    assert len(keys) == len(cells) and not keys & history.seen_keys
+    parents = [t.arch for t in history.top(strategy.num_parents)]
+    if pool == "diffusion":
+        assert 0 < len(cells) <= strategy.pool_size  # invalid samples are dropped
+        return
+    assert len(cells) == strategy.pool_size
+    mutants = {"random": 0, "mutation": len(cells), "mix": strategy.pool_size // 2}[pool]
+    assert all(1 <= edits_to_parents(a, parents) <= strategy.max_edits for a in cells[:mutants])
+    # A uniform cell is within 2 edits of one of 10 parents with probability below 0.17.
+    assert sum(edits_to_parents(a, parents) <= 2 for a in cells[mutants:]) < 0.3 * len(cells)
+
+
+def test_pool_option_is_validated_and_in_the_journal_options() -> None:
+    with pytest.raises(
+        ValueError, match="option pool='best' is not valid; choose one of diffusion"
+    ):
+        get_strategy("diffusionnag-bo", SPACE, pool="best")
+    assert get_strategy("diffusionnag-bo", SPACE).options()["pool"] == "diffusion"
+    ablation = get_strategy("bo-pool-mix", SPACE, 0, **OPTIONS)
+    assert ablation.options() == {
+        **get_strategy("diffusionnag-bo", SPACE, 0, **OPTIONS).options(),
+        "pool": "mix",
+    }
+    assert get_strategy("bo-pool-random", SPACE, pool="random").options()["pool"] == "random"
+    with pytest.raises(ValueError, match="'bo-pool-random' is DiffusionNAG-BO with pool=random"):
+        get_strategy("bo-pool-random", SPACE, pool="mutation")
+    with pytest.raises(
+        ValueError,
+        match=r"option\(s\) epochs for search strategy .bo-pool-mutation.; valid: num_init",
+    ):
+        get_strategy("bo-pool-mutation", SPACE, epochs=5)
+
+
+def test_ablation_matches_diffusionnag_bo_with_the_same_pool(nb201_table: NB201Table) -> None:
+    history = table_history(nb201_table, 25)
+    by_name = get_strategy("bo-pool-mutation", SPACE, 3, **OPTIONS)
+    by_option = get_strategy("diffusionnag-bo", SPACE, 3, **{**OPTIONS, "pool": "mutation"})
+    assert by_name.ask(history, 3) == by_option.ask(history, 3)
+    other = get_strategy("bo-pool-random", SPACE, 3, **OPTIONS)
+    assert other.ask(history, 3) != by_option.ask(history, 3)
+
+
+def test_fit_takes_fit_steps_minibatch_steps_at_any_history(
+    nb201_table: NB201Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    members_call = objective._members_call
+
+    def counting(*args: object) -> torch.Tensor:
+        calls.append(1)
+        return members_call(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(objective, "_members_call", counting)
+    strategy = get_strategy("diffusionnag-bo", SPACE, 0, members=2, fit_steps=7)
+    assert isinstance(strategy, DiffusionNAGBO)
+    for size in (20, 200):
+        calls.clear()
+        trials = list(table_history(nb201_table, size))
+        strategy.fit_ensemble(trials, np.random.default_rng(0))
+        assert len(calls) == 7, f"history {size}"
+
+
+def test_train_ensemble_steps_continue_the_passes_of_epochs(nb201_table: NB201Table) -> None:
+    """``steps`` equal to the epochs' step count is the same fit; fewer is another one."""
+    history = table_history(nb201_table, 40)
+    archs, values = history.archs(), history.values()
+    sde = get_strategy("diffusionnag-bo", SPACE).score_model_for_space().sde  # type: ignore[attr-defined]
+    config = PredictorConfig(hidden=8, layers=1, epochs=3, batch_size=16, seed=2)
+
+    def fit(steps: int | None) -> np.ndarray:
+        ensemble = train_ensemble(
+            SPACE, sde, archs, values, config, members=2, device="cpu", steps=steps
+        )
+        return ensemble.member_predictions(archs[:10])
+
+    by_epochs = fit(None)
+    np.testing.assert_array_equal(fit(9), by_epochs)  # 3 epochs x 3 batches of 16 of 40
+    assert not np.array_equal(fit(8), by_epochs)
+    with pytest.raises(ValueError, match="at least one step, got 0"):
+        fit(0)
