@@ -113,7 +113,8 @@ def main() -> None:
                 table=table_path,
                 progress=False,
             )
-            history, strategy = run_transfer(job)
+            run = run_transfer(job)
+            history, strategy = run.history, run.strategy
             values = [t.value for t in history]
             transfer.append(curve_stats(values, optimum))
         source, order = nearest_table_order(table, target, args.budget)

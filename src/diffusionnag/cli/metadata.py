@@ -1,7 +1,9 @@
 """``meta-dataset``: write meta-datasets (JSONL rows of task, cell, accuracy).
 
 ``from-table`` turns the NB201 table's datasets into tasks; ``build`` trains sampled NB201 cells
-on sampled image tasks (:mod:`diffusionnag.transfer.builder`).
+on sampled image tasks (:mod:`diffusionnag.transfer.builder`); ``reference`` trains random cells
+on one given task, the distribution a found cell is placed in
+(:mod:`diffusionnag.transfer.reference`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ def add_meta_dataset_parser(subparsers: argparse._SubParsersAction) -> None:
     table.add_argument("--tasks", nargs="+", default=list(TABLE_DATASETS))
     table.add_argument("--out", type=Path, required=True, help="JSONL file")
     _add_build_parser(actions)
+    _add_reference_parser(actions)
 
 
 def _add_build_parser(actions: argparse._SubParsersAction) -> None:
@@ -43,25 +46,47 @@ def _add_build_parser(actions: argparse._SubParsersAction) -> None:
     build.add_argument(
         "--shared-cells", type=int, help="cells every task trains (default: half of each task's)"
     )
-    build.add_argument("--out", type=Path, required=True, help="JSONL journal")
-    build.add_argument("--workers", type=positive_int, default=1, help="local worker processes")
-    build.add_argument("--epochs", type=positive_int, default=2)
-    build.add_argument("--space", default="nb201", help="nb201 (default) or mbv3")
-    build.add_argument("--channels", type=positive_int, default=16, help="NB201 C (N is 1)")
+    _add_run_options(build)
     build.add_argument("--resolutions", type=positive_int, nargs="+", default=[8, 16, 28])
     build.add_argument("--classes", type=positive_int, nargs=2, metavar=("MIN", "MAX"))
     build.add_argument(
         "--per-class", type=positive_int, nargs=2, default=[20, 300], metavar=("MIN", "MAX")
     )
     build.add_argument("--eval-per-class", type=positive_int, default=100)
-    build.add_argument("--seed", type=int, default=0)
-    build.add_argument("--resume", action="store_true", help="continue the journal at --out")
-    build.add_argument("--no-progress", action="store_true")
-    add_device_option(build)
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """What ``build`` and ``reference`` share: output, workers and the training protocol."""
+    parser.add_argument("--out", type=Path, required=True, help="JSONL journal")
+    parser.add_argument("--workers", type=positive_int, default=1, help="local worker processes")
+    parser.add_argument("--epochs", type=positive_int, default=2)
+    parser.add_argument("--space", default="nb201", help="nb201 (default) or mbv3")
+    parser.add_argument("--channels", type=positive_int, default=16, help="NB201 C (N is 1)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="continue the journal at --out")
+    parser.add_argument("--no-progress", action="store_true")
+    add_device_option(parser)
+
+
+def _add_reference_parser(actions: argparse._SubParsersAction) -> None:
+    reference = actions.add_parser(
+        "reference",
+        help="train random cells on one task: the distribution a found cell is placed in",
+        description="Train distinct random cells of the space on one task under the build "
+        "protocol (a one-task meta-dataset journal); transfer --reference places its chosen "
+        "cell among them.",
+    )
+    reference.add_argument(
+        "--task", required=True, help="task name, e.g. digits/c0-1-2-3-4-5-6-7-8-9/n50/r8/s0"
+    )
+    reference.add_argument("--cells", type=positive_int, default=100)
+    reference.add_argument("--eval-per-class", type=positive_int, default=100)
+    _add_run_options(reference)
 
 
 def cmd_meta_dataset(args: argparse.Namespace) -> int:
-    return _cmd_build(args) if args.action == "build" else _cmd_from_table(args)
+    actions = {"build": _cmd_build, "reference": _cmd_reference, "from-table": _cmd_from_table}
+    return actions[args.action](args)
 
 
 def _cmd_from_table(args: argparse.Namespace) -> int:
@@ -79,8 +104,7 @@ def _cmd_from_table(args: argparse.Namespace) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from diffusionnag.benchmarks.training import TrainConfig
-    from diffusionnag.transfer.builder import BuildConfig, build_meta_dataset
+    from diffusionnag.transfer.builder import BuildConfig
     from diffusionnag.transfer.tasks import TaskSampler
 
     check_writable(args.out, folder=False)
@@ -96,10 +120,33 @@ def _cmd_build(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     shared = args.cells_per_task // 2 if args.shared_cells is None else args.shared_cells
-    train = TrainConfig(epochs=args.epochs, channels=args.channels, device=args.device)
     config = BuildConfig(
-        sampler, args.tasks, args.cells_per_task, shared, train, args.seed, args.space
+        sampler, args.tasks, args.cells_per_task, shared, _train_config(args), args.seed, args.space
     )
+    return _run_build(config, args)
+
+
+def _cmd_reference(args: argparse.Namespace) -> int:
+    from diffusionnag.transfer.builder import BuildConfig
+    from diffusionnag.transfer.tasks import TaskSpec
+
+    check_writable(args.out, folder=False)
+    spec = TaskSpec.from_name(args.task, args.eval_per_class)
+    config = BuildConfig(
+        None, 1, args.cells, 0, _train_config(args), args.seed, args.space, specs=(spec,)
+    )
+    return _run_build(config, args)
+
+
+def _train_config(args: argparse.Namespace):
+    from diffusionnag.benchmarks.training import TrainConfig
+
+    return TrainConfig(epochs=args.epochs, channels=args.channels, device=args.device)
+
+
+def _run_build(config, args: argparse.Namespace) -> int:
+    from diffusionnag.transfer.builder import build_meta_dataset
+
     summary = build_meta_dataset(
         config, args.out, workers=args.workers, resume=args.resume, progress=not args.no_progress
     )

@@ -111,7 +111,8 @@ def add_transfer_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--benchmark",
         default="nb201:cifar10",
-        help="nb201:<dataset> (a table as the unseen task) or train:<dataset> (real training)",
+        help="nb201:<dataset> (a table as the unseen task), train:<dataset> (real training) or "
+        "task:<task name> (training on a task cut from a dataset, as meta-datasets are)",
     )
     parser.add_argument("--meta-predictor", type=Path, help="folder (default: the shipped one)")
     parser.add_argument(
@@ -123,14 +124,45 @@ def add_transfer_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--scale", type=float, default=10.0, help="guidance scale")
     parser.add_argument("--sampler", choices=SAMPLER_NAMES, default="em")
     parser.add_argument("--steps", type=positive_int, default=50, help="sampling steps")
+    parser.add_argument(
+        "--round-samples",
+        type=positive_int,
+        default=1000,
+        help="cells sampled per generation round (rounds repeat, at lower scale, until "
+        "--candidates unique cells are found)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--table", type=Path, help="NATS-Bench topology CSV for nb201:*")
     parser.add_argument("--data-root", type=Path, help="folder holding local CIFAR files")
-    parser.add_argument("--epochs", type=positive_int, default=4, help="epochs per cell (train:*)")
+    parser.add_argument(
+        "--epochs",
+        type=positive_int,
+        help="epochs per cell: default 4 for train:*, 2 for task:* (the meta-dataset protocol)",
+    )
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        help="reference distribution to place the chosen cell in (meta-dataset reference; "
+        "default: the shipped one for the task, where one ships)",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/transfer/run.json"))
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     add_device_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _trained_on(tasks: list[str], shown: int = 3) -> str:
+    """``trained on a, b, c`` or, for many tasks, their number and the first few."""
+    if len(tasks) <= shown:
+        return f"trained on {', '.join(tasks)}"
+    return f"trained on {len(tasks)} tasks ({', '.join(tasks[:shown])}, ...; all in its folder)"
+
+
+def _epochs(args: argparse.Namespace) -> int:
+    """The ``task:`` default is the meta-dataset build's protocol, so shipped references apply."""
+    if args.epochs is not None:
+        return args.epochs
+    return 2 if args.benchmark.startswith("task:") else 4
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
@@ -150,19 +182,21 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         resume=args.resume,
         table=args.table,
         data_root=args.data_root,
-        train=TrainConfig(epochs=args.epochs, seed=args.seed, device=args.device),
+        train=TrainConfig(epochs=_epochs(args), seed=args.seed, device=args.device),
+        reference=args.reference,
         options={
             "candidates": args.candidates,
             "scale": args.scale,
             "sampler": args.sampler,
             "steps": args.steps,
+            "round_samples": args.round_samples,
         },
         progress=not args.quiet,
     )
-    history, strategy = run_transfer(job)
+    run = run_transfer(job)
+    history, strategy = run.history, run.strategy
     space = get_space(args.space)
-    trained_on = ", ".join(strategy.predictor.trained_on)
-    print(f"meta-predictor {strategy.meta_predictor}, trained on {trained_on}")
+    print(f"meta-predictor {strategy.meta_predictor}, {_trained_on(strategy.predictor.trained_on)}")
     print(best_table(history, space))
     best = history.best
     if best is not None:
@@ -172,5 +206,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
             f"chosen cell: {space.to_string(best.arch)} (value {best.value:.2f}, test accuracy "
             f"{test:.2f} %), {len(history)} evaluated in {seconds:.1f} s"
         )
+    if run.placement is not None:
+        print(f"chosen cell: {run.placement.describe()}")
     print(f"results -> {args.out}, journal -> {args.out.with_suffix('.jsonl')}")
     return 0

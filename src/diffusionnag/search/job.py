@@ -2,7 +2,9 @@
 
 ``benchmark`` specs: ``nb201:<dataset>`` queries the NATS-Bench table (cifar10, cifar100,
 ImageNet16-120; nb201 cells only); ``train:<dataset>`` trains every candidate for real (digits,
-folder:PATH, cifar10, cifar100 from a local root) in either space. Outputs sit next to ``out``
+folder:PATH, cifar10, cifar100 from a local root) in either space; ``task:<task name>`` trains
+on a task cut from an image dataset (:class:`diffusionnag.transfer.tasks.TaskSpec`: classes,
+images per class, resolution), as meta-datasets and references are. Outputs sit next to ``out``
 (``run.json``): the journal ``run.jsonl`` (appended per trial, so ``resume`` continues a killed
 run) and ``run.png``.
 """
@@ -29,7 +31,7 @@ from diffusionnag.spaces import SearchSpace, get_space
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-BENCHMARK_KINDS = ("nb201", "nb201-valid", "train")
+BENCHMARK_KINDS = ("nb201", "nb201-valid", "train", "task")
 
 
 @dataclass(frozen=True)
@@ -62,10 +64,10 @@ def build_evaluator(job: SearchJob, space: SearchSpace) -> Evaluator:
     kind, _, dataset = job.benchmark.partition(":")
     if kind not in BENCHMARK_KINDS or not dataset:
         raise ValueError(
-            f"unknown benchmark {job.benchmark!r}; use nb201:<dataset>, nb201-valid:<dataset> "
-            "or train:<dataset>"
+            f"unknown benchmark {job.benchmark!r}; use nb201:<dataset>, nb201-valid:<dataset>, "
+            "train:<dataset> or task:<task name>"
         )
-    if kind != "train" and space.name != "nb201":
+    if kind not in ("train", "task") and space.name != "nb201":
         raise ValueError(
             f"benchmark {job.benchmark!r} is a NAS-Bench-201 table, which scores only "
             f"nb201 cells, not {space.name!r} architectures; use train:<dataset> instead"
@@ -81,9 +83,14 @@ def build_evaluator(job: SearchJob, space: SearchSpace) -> Evaluator:
         from diffusionnag.benchmarks.shared_data import default_table_path
 
         return TableEvaluator(NB201Table.from_csv(job.table or default_table_path()), dataset)
-    from diffusionnag.benchmarks.datasets import load_dataset
+    if kind == "task":
+        from diffusionnag.transfer.tasks import TaskSpec, load_task
 
-    data = load_dataset(dataset, job.data_root, seed=job.seed)
+        data = load_task(TaskSpec.from_name(dataset))
+    else:
+        from diffusionnag.benchmarks.datasets import load_dataset
+
+        data = load_dataset(dataset, job.data_root, seed=job.seed)
     progress = _candidate_bar() if job.progress and job.in_process else None
     return TrainingEvaluator(data, job.train, progress, space=space)
 

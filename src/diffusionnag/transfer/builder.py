@@ -1,6 +1,8 @@
 """Meta-datasets from real training: sampled tasks x sampled cells, each pair trained once.
 
-The plan is fixed by the config alone: ``tasks`` task specs from the :class:`TaskSampler`, and
+The plan is fixed by the config alone: ``tasks`` task specs from the :class:`TaskSampler` (or
+the fixed ``specs``: a one-task build is a reference distribution, see
+:mod:`diffusionnag.transfer.reference`), and
 for each task ``cells_per_task`` distinct cells of the space (NB201 cells, or MobileNetV3
 subnets), the first ``shared_cells`` of them the same for every task (so tasks can be compared
 cell by cell) and the rest drawn for that task. Row ``i`` of the plan is always the same (task,
@@ -44,17 +46,23 @@ BUILD_FORMAT = 1
 
 @dataclass(frozen=True)
 class BuildConfig:
-    """Everything that fixes a build's rows (saved as the journal header)."""
+    """Everything that fixes a build's rows (saved as the journal header). Tasks come from
+    ``sampler``, or are the given ``specs`` when there are any (then ``tasks == len(specs)``)."""
 
-    sampler: TaskSampler
+    sampler: TaskSampler | None
     tasks: int
     cells_per_task: int
     shared_cells: int
     train: TrainConfig
     seed: int = 0
     space: str = "nb201"
+    specs: tuple[TaskSpec, ...] = ()
 
     def __post_init__(self) -> None:
+        if (self.sampler is None) == (not self.specs):
+            raise ValueError("a build takes its tasks from a task sampler or from fixed specs")
+        if self.specs and self.tasks != len(self.specs):
+            raise ValueError(f"{len(self.specs)} task specs given for {self.tasks} tasks")
         if self.space not in NETWORKS:
             known = ", ".join(NETWORKS)
             raise ValueError(f"no network to train for space {self.space!r}; trainable: {known}")
@@ -83,17 +91,21 @@ class BuildConfig:
             "source_split_seed": SOURCE_SPLIT_SEED,
         }
 
+    def task_specs(self) -> list[TaskSpec]:
+        return list(self.specs) if self.specs else self.sampler.sample(self.tasks)
+
     def header(self) -> dict[str, Any]:
         return {
             "kind": "meta-dataset",
             "format": BUILD_FORMAT,
             "space": self.space,
-            "source": self.sampler.source,
+            "source": self.task_specs()[0].source,
             "tasks": self.tasks,
             "cells_per_task": self.cells_per_task,
             "shared_cells": self.shared_cells,
             "seed": self.seed,
-            "sampler": self.sampler.to_json(),
+            "sampler": None if self.sampler is None else self.sampler.to_json(),
+            **({"specs": [spec.to_json() for spec in self.specs]} if self.specs else {}),
             "protocol": self.protocol(),
         }
 
@@ -126,7 +138,7 @@ def _distinct_cells(
 def plan(config: BuildConfig) -> list[RowJob]:
     """Every row of the build, in journal order (task by task)."""
     space = get_space(config.space)
-    specs = config.sampler.sample(config.tasks)
+    specs = config.task_specs()
     shared_keys: set[str] = set()
     shared = _distinct_cells(
         space, config.shared_cells, np.random.default_rng([config.seed, 0]), shared_keys
@@ -234,10 +246,29 @@ def build_meta_dataset(
     Rows train on ``workers`` local processes, or on ``executor`` when given (its owner shuts
     it down; ``workers`` then says how many jobs it runs at once).
     """
+    jobs = plan(config)
+    written, seconds = train_rows(
+        jobs, out, config.header(), workers=workers, resume=resume, progress=progress,
+        executor=executor,
+    )  # fmt: skip
+    return BuildSummary(len(jobs), written, config.tasks, seconds)
+
+
+def train_rows(
+    jobs: list[RowJob],
+    out: Path,
+    header: dict[str, Any],
+    *,
+    workers: int = 1,
+    resume: bool = False,
+    progress: bool = True,
+    executor: Executor | None = None,
+) -> tuple[int, float]:
+    """Train the ``jobs`` not yet in the journal at ``out`` (a fixed list: the journal must
+    hold a prefix of it); returns (rows trained now, seconds)."""
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    jobs = plan(config)
-    journal, done = open_journal(out, config.header(), get_space(config.space), resume=resume)
+    journal, done = open_journal(out, header, get_space(jobs[0].space), resume=resume)
     start = time.perf_counter()
     with journal:
         _check_done(journal, done, jobs)
@@ -262,4 +293,4 @@ def build_meta_dataset(
                 raise
             if executor is None:
                 runner.shutdown()
-    return BuildSummary(len(jobs), len(remaining), config.tasks, time.perf_counter() - start)
+    return len(remaining), time.perf_counter() - start

@@ -2,9 +2,10 @@
 
 encode the target task -> guided generation with a decreasing scale until K unique valid
 cells -> rank them with the clean meta-predictor -> evaluate in that order (table look-up or
-real training) up to a budget, re-ranking as evaluations arrive -> report. Outputs next to
-``out`` (``run.json``): the journal ``run.jsonl`` (``resume`` continues a killed run) and
-``run.png``.
+real training) up to a budget, re-ranking as evaluations arrive -> report, placing the chosen
+cell in a reference distribution of random cells where one is given or ships for the target
+(:mod:`diffusionnag.transfer.reference`). Outputs next to ``out`` (``run.json``): the journal
+``run.jsonl`` (``resume`` continues a killed run) and ``run.png``.
 
 Shipped meta-predictors (``assets/meta-nb201-*``, see :data:`SHIPPED_META`) make
 ``transfer --benchmark nb201:<dataset>`` work without training: the default for a table target
@@ -18,7 +19,7 @@ writes (seed 0, 3,000 steps; without ``--holdout`` for ``meta-nb201-tables``), c
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from diffusionnag.search.run import run_header, run_result
 from diffusionnag.spaces import get_space
 from diffusionnag.training import ScoreModel, load_score_model
 from diffusionnag.transfer.meta_train import load_meta_predictor
+from diffusionnag.transfer.reference import Placement, Reference, read_reference, shipped_reference
 from diffusionnag.transfer.strategy import TransferStrategy
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -64,6 +66,9 @@ class TransferJob:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=4))
     options: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
+    reference: Path | None = None
+    """Random cells trained on the target (``meta-dataset reference``); default: the shipped one
+    for a ``task:`` target under its protocol, if any."""
 
 
 def default_meta_predictor(benchmark: str, space: str) -> Path:
@@ -83,9 +88,18 @@ def default_meta_predictor(benchmark: str, space: str) -> Path:
     return ASSETS / name
 
 
-def run_transfer(job: TransferJob) -> tuple[History, TransferStrategy]:
+@dataclass(frozen=True)
+class TransferRun:
+    history: History
+    strategy: TransferStrategy
+    placement: Placement | None
+    """Where the chosen cell's test accuracy falls among the reference's random cells."""
+
+
+def run_transfer(job: TransferJob) -> TransferRun:
     """Run (or resume) transfer to ``job.benchmark``; writes the journal, result JSON and plot."""
     space = get_space(job.space)
+    reference = _reference(job)
     search_job = SearchJob(
         space=job.space,
         benchmark=job.benchmark,
@@ -121,8 +135,41 @@ def run_transfer(job: TransferJob) -> tuple[History, TransferStrategy]:
         "candidates": len(strategy.pool()) if strategy.generated else None,
         "generation": strategy.generation_rounds,
     }
+    placement = _place(history, reference)
+    if placement is not None:
+        result["reference"] = {
+            "path": str(reference.path),
+            **asdict(placement),
+            "percentile": placement.percentile,
+        }
     atomic_write_json(job.out, result)
-    return history, strategy
+    return TransferRun(history, strategy, placement)
+
+
+def _reference(job: TransferJob) -> Reference | None:
+    """The given reference (``ValueError`` unless it matches the target and protocol), else the
+    shipped one for a ``task:`` target when the protocol is its own."""
+    kind, _, task = job.benchmark.partition(":")
+    if job.reference is not None:
+        reference = read_reference(job.reference)
+        reference.check_protocol(task if kind == "task" else job.benchmark, job.train)
+        return reference
+    shipped = shipped_reference(task) if kind == "task" else None
+    if shipped is None:
+        return None
+    reference = read_reference(shipped)
+    try:
+        reference.check_protocol(task, job.train)
+    except ValueError:
+        return None
+    return reference
+
+
+def _place(history: History, reference: Reference | None) -> Placement | None:
+    best = history.best
+    if reference is None or best is None:
+        return None
+    return reference.place(best.metrics.get("test_accuracy", best.value))
 
 
 def _score_model(folder: Path | None, space: str) -> ScoreModel:

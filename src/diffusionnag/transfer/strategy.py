@@ -52,6 +52,7 @@ class TransferStrategy(SearchStrategy):
         scale: float = 10.0,
         sampler: str = "em",
         steps: int = 50,
+        round_samples: int = 1000,
         encodings: int = 5,
     ) -> None:
         super().__init__(space, seed)
@@ -74,6 +75,7 @@ class TransferStrategy(SearchStrategy):
         self.scale = float(scale)
         self.sampler = check_choice("sampler", sampler, SAMPLER_NAMES)
         self.steps = check_positive("steps", steps)
+        self.round_samples = check_positive("round_samples", round_samples)
         self.encodings = check_positive("encodings", encodings)
         self._pool: list[Arch] | None = None
         self.generation_rounds: list[dict] = []
@@ -112,6 +114,7 @@ class TransferStrategy(SearchStrategy):
                 self.candidates,
                 scale=self.scale,
                 sampler=SamplerConfig(self.sampler, self.steps),
+                batch=self.round_samples,
                 seed=self.seed,
             )
             self._pool, self.generation_rounds = ranked.archs, ranked.rounds

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ from diffusionnag.device import single_thread
 SOURCE_SPLIT_SEED = 0
 """Seed of the source's own train/valid(/test) split that every task draws from."""
 RESOLUTION_RANGE = (4, 64)
+TASK_NAME = re.compile(r"(.+)/c(\d+(?:-\d+)*)/n(\d+)/r(\d+)/s(\d+)")
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,26 @@ class TaskSpec:
         """Unique per spec, readable: ``fashion-mnist/c0-3-7/n50/r16/s12``."""
         classes = "-".join(str(c) for c in self.classes)
         return f"{self.source}/c{classes}/n{self.per_class}/r{self.resolution}/s{self.seed}"
+
+    @classmethod
+    def from_name(cls, name: str, eval_per_class: int = 100) -> TaskSpec:
+        """Inverse of :attr:`name` (which leaves ``eval_per_class`` out); ``ValueError`` shows
+        the expected form."""
+        match = TASK_NAME.fullmatch(name)
+        if match is None:
+            raise ValueError(
+                f"task {name!r} is not a task name: SOURCE/cCLASSES/nPER_CLASS/rRESOLUTION/sSEED, "
+                "e.g. digits/c0-1-2/n100/r8/s0"
+            )
+        source, classes, per_class, resolution, seed = match.groups()
+        return cls(
+            source=source,
+            classes=tuple(int(c) for c in classes.split("-")),
+            per_class=int(per_class),
+            resolution=int(resolution),
+            seed=int(seed),
+            eval_per_class=eval_per_class,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "classes": list(self.classes)}
