@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from diffusionnag.diffusion.score_net import NoiseEmbedding
 from diffusionnag.diffusion.sde import SDE
+from diffusionnag.predictors.extractor import check_extractor, load_pretrained
 from diffusionnag.predictors.objective import DirectedGraphConv
 from diffusionnag.predictors.task_encoders import (
     EvaluationsEncoder,
@@ -39,6 +40,9 @@ class MetaPredictorConfig:
     """Network and meta-training settings, saved with every meta-predictor."""
 
     encoder: str = "evaluations"
+    extractor: str = "random"
+    """Frozen image feature extractor of the ``images`` encoder: ``random`` (seeded) or
+    ``fmnist`` (pretrained on Fashion-MNIST; ``predictors.extractor``)."""
     hidden: int = 64
     layers: int = 3
     task_dim: int = 64
@@ -63,6 +67,12 @@ class MetaPredictorConfig:
 
     def __post_init__(self) -> None:
         check_encoder(self.encoder)
+        check_extractor(self.extractor)
+        if self.extractor != "random" and self.encoder != "images":
+            raise ValueError(
+                f"meta-predictor config extractor {self.extractor!r} is for the images encoder, "
+                f"not {self.encoder!r}"
+            )
         for name in ("hidden", "layers", "task_dim", "steps", "tasks_per_step"):
             _check_int(name, getattr(self, name), 1)
         for name in ("queries_per_task", "per_class"):
@@ -84,17 +94,24 @@ class MetaPredictorConfig:
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> MetaPredictorConfig:
-        """Every field present, none unknown; ``ValueError`` names ``where`` and the field."""
+        """Every field present (but those added later: :data:`ADDED_FIELDS`), none unknown;
+        ``ValueError`` names ``where`` and the field."""
         if not isinstance(data, dict):
             raise ValueError(f"{where}: config must be a JSON object")
         names = {f.name for f in fields(cls)}
-        missing, unknown = sorted(names - set(data)), sorted(set(data) - names)
+        missing = sorted(names - set(data) - set(ADDED_FIELDS))
+        unknown = sorted(set(data) - names)
         if missing or unknown:
             raise ValueError(f"{where}: config fields missing {missing}, unknown {unknown}")
         try:
             return cls(**data)
         except (TypeError, ValueError) as error:
             raise ValueError(f"{where}: {error}") from None
+
+
+ADDED_FIELDS = ("extractor",)
+"""Config fields newer than some saved meta-predictors: missing, they take their default (what
+those predictors were built with)."""
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
@@ -143,7 +160,11 @@ class _CleanCells(nn.Module):
 class MetaPredictor(nn.Module):
     """``(x_t [B, N, V], std [B], task_embedding [D] or [B, D]) -> [B]`` standardised accuracy."""
 
-    def __init__(self, space: SearchSpace, config: MetaPredictorConfig) -> None:
+    def __init__(
+        self, space: SearchSpace, config: MetaPredictorConfig, *, pretrained: bool = False
+    ) -> None:
+        """``pretrained``: start a pretrained extractor from its shipped weights (a network
+        about to be meta-trained); a saved network gets them from its own ``state_dict``."""
         super().__init__()
         hidden, dim = config.hidden, config.task_dim
         if config.encoder == "evaluations":
@@ -151,7 +172,9 @@ class MetaPredictor(nn.Module):
                 _CleanCells(space, hidden), 2 * hidden, dim
             )
         elif config.encoder == "images":
-            self.task_encoder = ImagesEncoder(dim, seed=config.seed)
+            self.task_encoder = ImagesEncoder(dim, seed=config.seed, extractor=config.extractor)
+            if pretrained and config.extractor != "random":
+                load_pretrained(self.task_encoder.extractor)
         else:
             self.task_encoder = NoTaskEncoder(dim)
         self.cells = CellGraphEncoder(space, hidden, config.layers)

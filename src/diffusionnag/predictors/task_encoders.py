@@ -3,8 +3,9 @@
 Ways to know a task, registered by name in :data:`TASK_ENCODERS`:
 
 - ``images`` (the paper's dataset encoder): a fixed number of images per class -> a frozen
-  feature extractor -> set attention within each class, pooled to one vector per class -> set
-  attention across classes, pooled to one task vector. Any number of classes.
+  feature extractor (seeded random or pretrained by us: ``predictors.extractor``) -> set
+  attention within each class, pooled to one vector per class -> set attention across classes,
+  pooled to one task vector. Any number of classes.
 - ``evaluations``: a task known only by a support set of (cell, accuracy) pairs measured on it,
   as a table is: set attention over (encoded cell, accuracy standardised within the set).
 - ``none``: the task is not known; one learned vector for every task. A meta-predictor with it
@@ -17,12 +18,13 @@ an empty support set to a learned vector, the "unknown task" the meta-predictor 
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+
+from diffusionnag.predictors.extractor import build_extractor
 
 ENCODER_NAMES = ("evaluations", "images", "none")
 
@@ -135,41 +137,15 @@ class EvaluationsEncoder(nn.Module):
         return torch.where(empty[:, None], self.empty.expand(sets, -1), pooled)
 
 
-class RandomConvFeatures(nn.Module):
-    """A frozen, seeded convolutional feature extractor: ``[n, c, H, W] -> [n, F]``.
-
-    Random convolutions with ReLU and global pooling keep enough of an image's statistics to tell
-    datasets apart and need no weights to ship or download. Channels are averaged first, so
-    grey and colour images share one extractor.
-    """
-
-    def __init__(self, features: int = 64, seed: int = 0) -> None:
-        super().__init__()
-        generator = torch.Generator().manual_seed(seed)
-        widths = (1, features // 2, features)
-        self.kernels = nn.ParameterList(
-            nn.Parameter(
-                torch.randn(out, inp, 3, 3, generator=generator) / (3 * inp**0.5),
-                requires_grad=False,
-            )
-            for inp, out in itertools.pairwise(widths)
-        )
-
-    def forward(self, images: Tensor) -> Tensor:
-        h = images.mean(1, keepdim=True)  # [n, 1, H, W]
-        h = (h - h.mean((2, 3), keepdim=True)) / h.std((2, 3), keepdim=True).clamp_min(1e-6)
-        for kernel in self.kernels:
-            h = torch.relu(nn.functional.conv2d(h, kernel, padding=1))
-        return torch.cat([h.mean((2, 3)), h.amax((2, 3))], dim=-1)  # [n, 2F]
-
-
 class ImagesEncoder(nn.Module):
-    """``[C, P, c, H, W]`` images per class -> ``[D]``: features, pool within classes, then
-    across classes."""
+    """``[C, P, c, H, W]`` images per class -> ``[D]``: features of a frozen extractor
+    (``predictors.extractor``), pooled within classes, then across classes."""
 
-    def __init__(self, dim: int, features: int = 64, seed: int = 0) -> None:
+    def __init__(
+        self, dim: int, features: int = 64, seed: int = 0, extractor: str = "random"
+    ) -> None:
         super().__init__()
-        self.extractor = RandomConvFeatures(features, seed)
+        self.extractor = build_extractor(extractor, features, seed)
         self.project = nn.Linear(2 * features, dim)
         self.within_class = SetPooling(dim)
         self.across_classes = SetPooling(dim)

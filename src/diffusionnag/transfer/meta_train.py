@@ -99,7 +99,7 @@ def train_meta_predictor(
     tasks = [_PreparedTask(task, space, config, dev) for task in dataset.tasks]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        network = MetaPredictor(space, config).to(dev)
+        network = MetaPredictor(space, config, pretrained=True).to(dev)
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
