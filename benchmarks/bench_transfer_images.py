@@ -98,12 +98,19 @@ def proposals_of(strategy: TransferStrategy, budget: int) -> list[str]:
     return [SPACE.to_string(trial.arch) for trial in history]
 
 
+def proposals_path(args: argparse.Namespace, method: str) -> Path:
+    """One file per method, so the two methods' stages can run side by side."""
+    return args.out / f"proposals-{method}.json"
+
+
 def stage_proposals(args: argparse.Namespace) -> None:
-    path = args.out / "proposals.json"
-    done = json.loads(path.read_text()) if path.exists() else {}
     model = default_score_model("nb201")
     methods = {"conditioned": args.meta_predictor, "unconditioned": args.unconditioned}
     for method, folder in methods.items():
+        if method not in args.methods:
+            continue
+        path = proposals_path(args, method)
+        done = json.loads(path.read_text()) if path.exists() else {}
         predictor = load_meta_predictor(folder, "cpu")
         images = predictor.config.encoder == "images"
         # Without task conditioning every target gets the same proposals: compute them once.
@@ -123,9 +130,10 @@ def stage_proposals(args: argparse.Namespace) -> None:
 
 
 def method_cells(args: argparse.Namespace, task: str) -> dict[str, list[list[str]]]:
-    done = json.loads((args.out / "proposals.json").read_text())
     cells = {}
     for method in ("conditioned", "unconditioned"):
+        path = proposals_path(args, method)
+        done = json.loads(path.read_text()) if path.exists() else {}
         runs = []
         for seed in range(args.seeds):
             run = done.get(f"{method}|{task}|{seed}") or done.get(f"{method}|any target|{seed}")
@@ -228,6 +236,9 @@ def main() -> None:
     parser.add_argument("--stage", choices=("references", "proposals", "candidates", "report"))
     parser.add_argument("--meta-predictor", type=Path, default=ASSETS / "meta-nb201-fmnist-images")
     parser.add_argument("--unconditioned", type=Path, help="a meta-predictor with encoder none")
+    parser.add_argument(
+        "--methods", nargs="+", default=["conditioned", "unconditioned"], help="for proposals"
+    )
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--budgets", type=int, nargs="+", default=[1, 2, 3, 5])
     parser.add_argument("--reference-cells", type=int, default=50)

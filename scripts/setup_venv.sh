@@ -1,6 +1,9 @@
 # Sourced by scripts/main.sh and scripts/test.sh: makes sure .venv exists, holds what
 # pyproject.toml asks for, and is first on PATH. pip runs only on the first call and after
 # pyproject.toml (or the torch pin) changes; a stamp file inside .venv records what was installed.
+# DIFFUSIONNAG_EXTRAS (set before sourcing) names the extras: "dev" for the tests (pytest, ruff,
+# optuna, ray, ...), empty for the main job, which needs only the package; a venv set up for the
+# tests serves the main job too.
 # shellcheck shell=bash
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
@@ -25,7 +28,7 @@ _dn_find_python() {
 }
 
 _dn_setup_venv() {
-  local root venv stamp python wanted
+  local root venv stamp python wanted extras base
   root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
   venv="$root/.venv"
   stamp="$venv/.diffusionnag-install-stamp"
@@ -34,13 +37,16 @@ _dn_setup_venv() {
     echo "setup_venv: creating $venv with $("$python" --version 2>&1)" >&2
     "$python" -m venv "$venv" || return 1
   fi
-  wanted="$DIFFUSIONNAG_TORCH $("$venv/bin/python" -c \
+  extras="${DIFFUSIONNAG_EXTRAS:-}"
+  base="$DIFFUSIONNAG_TORCH $("$venv/bin/python" -c \
     'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' \
     "$root/pyproject.toml")" || return 1
-  if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$wanted" ]]; then
+  wanted="$base [$extras]"
+  if [[ ! -f "$stamp" ]] ||
+    { [[ "$(cat "$stamp")" != "$wanted" ]] && [[ -n "$extras" || "$(cat "$stamp")" != "$base [dev]" ]]; }; then
     echo "setup_venv: installing dependencies into $venv" >&2
     "$venv/bin/python" -m pip install --quiet "$DIFFUSIONNAG_TORCH" || return 1
-    "$venv/bin/python" -m pip install --quiet -e "$root[dev]" || return 1
+    "$venv/bin/python" -m pip install --quiet -e "$root${extras:+[$extras]}" || return 1
     echo "$wanted" >"$stamp"
   fi
   export VIRTUAL_ENV="$venv"

@@ -2,7 +2,7 @@
 # Lint, format check, then the test suite: `scripts/test.sh [pytest args]` (e.g. -x -q, -k cli).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/setup_venv.sh
+DIFFUSIONNAG_EXTRAS=dev source scripts/setup_venv.sh
 
 lint_paths=()
 for folder in src tests benchmarks; do

@@ -192,10 +192,15 @@ def test_bad_extractor_in_a_saved_config_is_one_line_naming_file_and_field(
     assert re.search(message, text)
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in ASSETS.glob("meta-nb201-*")))
+OLD_SHIPPED = ["meta-nb201-no-ImageNet16-120", "meta-nb201-no-cifar10", "meta-nb201-no-cifar100",
+               "meta-nb201-tables"]  # fmt: skip
+"""Shipped before the field existed."""
+
+
+@pytest.mark.parametrize("name", OLD_SHIPPED)
 def test_shipped_configs_without_the_field_load_with_the_random_extractor(name: str) -> None:
     header = json.loads((ASSETS / name / CONFIG_FILE).read_text())
-    assert "extractor" not in header["config"]  # saved before the field existed
+    assert "extractor" not in header["config"]
     predictor = load_meta_predictor(ASSETS / name, "cpu")
     assert predictor.config.extractor == "random"
 

@@ -313,5 +313,8 @@ def test_shipped_meta_predictors_never_saw_their_target() -> None:
         assert predictor.space.name == "nb201" and predictor.config.encoder == "evaluations"
     everything = load_meta_predictor(default_meta_predictor("train:digits", "nb201"), "cpu")
     assert sorted(everything.trained_on) == sorted(SHIPPED_META)
+    images = load_meta_predictor(default_meta_predictor("task:digits/c0-1/n5/r8/s0", "nb201"))
+    assert images.config.encoder == "images" and len(images.trained_on) == 100
+    assert all(task.startswith("fashion-mnist/") for task in images.trained_on)
     with pytest.raises(ValueError, match="no meta-predictor ships for space 'mbv3'"):
         default_meta_predictor("train:digits", "mbv3")

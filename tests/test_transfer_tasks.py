@@ -9,9 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from diffusionnag.benchmarks.training import TrainConfig
 from diffusionnag.cli import main
+from diffusionnag.predictors.meta import MetaPredictorConfig
+from diffusionnag.predictors.task_encoders import ImagesEncoder, TaskData
+from diffusionnag.transfer.meta_train import image_encoding
 from diffusionnag.transfer.reference import read_reference, shipped_reference
 from diffusionnag.transfer.tasks import TaskSpec
 
@@ -143,3 +147,35 @@ def test_mobilenet_v3_builds_meta_trains_and_transfers(
     assert main(argv) == 0
     result = json.loads(out.read_text())
     assert result["num_evaluated"] == 1 and "reference" not in result
+
+
+def test_task_sizes_let_the_images_encoder_see_what_pooling_cannot() -> None:
+    torch.manual_seed(0)
+    encoder = ImagesEncoder(16, features=8, sizes=True).eval()
+    images = torch.randn(3, 5, 1, 8, 8)
+    with torch.no_grad():
+        small = encoder(TaskData(images=images, train_per_class=20.0))
+        large = encoder(TaskData(images=images, train_per_class=200.0))
+        blind = ImagesEncoder(16, features=8).eval()
+        assert torch.equal(
+            blind(TaskData(images=images, train_per_class=20.0)),
+            blind(TaskData(images=images, train_per_class=200.0)),
+        )
+    assert not torch.allclose(small, large)
+    with pytest.raises(ValueError, match="also reads the task's training images per class"):
+        encoder(TaskData(images=images))
+
+
+def test_task_sizes_config_is_checked_and_old_configs_load_without_it() -> None:
+    with pytest.raises(ValueError, match="task_sizes is for the images encoder, not 'evaluations'"):
+        MetaPredictorConfig(task_sizes=True)
+    with pytest.raises(ValueError, match="task_sizes must be true or false, got 1"):
+        MetaPredictorConfig(encoder="images", task_sizes=1)
+    old = {k: v for k, v in dataclasses.asdict(MetaPredictorConfig()).items() if k != "task_sizes"}
+    assert MetaPredictorConfig.from_dict(old, "old.json").task_sizes is False
+
+
+def test_an_image_encoding_carries_the_task_training_set_size() -> None:
+    pools = [torch.zeros(30, 1, 8, 8), torch.zeros(50, 1, 8, 8)]
+    encoding = image_encoding(pools, 5, np.random.default_rng(0))
+    assert encoding.images.shape == (2, 5, 1, 8, 8) and encoding.train_per_class == 40.0

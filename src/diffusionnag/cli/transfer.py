@@ -10,6 +10,7 @@ from diffusionnag.benchmarks.nb201_table import DATASETS as TABLE_DATASETS
 from diffusionnag.benchmarks.training import TrainConfig
 from diffusionnag.cli.common import add_device_option, check_writable, positive_int
 from diffusionnag.generate import SAMPLER_NAMES
+from diffusionnag.predictors.extractor import EXTRACTOR_NAMES
 from diffusionnag.predictors.meta import MetaPredictorConfig
 from diffusionnag.predictors.task_encoders import ENCODER_NAMES
 from diffusionnag.spaces import SPACES, get_space
@@ -36,6 +37,18 @@ def add_meta_train_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--table", type=Path, help="NATS-Bench topology CSV (with --table-tasks)")
     parser.add_argument("--holdout", nargs="*", default=[], help="task names kept out of training")
     parser.add_argument("--encoder", choices=ENCODER_NAMES, default=DEFAULTS.encoder)
+    parser.add_argument(
+        "--extractor",
+        choices=EXTRACTOR_NAMES,
+        default=DEFAULTS.extractor,
+        help="frozen image features of the images encoder: seeded random convolutions or the "
+        "shipped extractor pretrained on Fashion-MNIST",
+    )
+    parser.add_argument(
+        "--task-sizes",
+        action="store_true",
+        help="the images encoder also reads training images per class and number of classes",
+    )
     parser.add_argument("--steps", type=positive_int, default=DEFAULTS.steps)
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
     parser.add_argument(
@@ -59,7 +72,13 @@ def cmd_meta_train(args: argparse.Namespace) -> int:
     check_writable(args.out, folder=True)
     dataset = _meta_dataset(args, space)
     train, held_out = dataset.split(args.holdout)
-    config = MetaPredictorConfig(encoder=args.encoder, steps=args.steps, seed=args.seed)
+    config = MetaPredictorConfig(
+        encoder=args.encoder,
+        extractor=args.extractor,
+        task_sizes=args.task_sizes,
+        steps=args.steps,
+        seed=args.seed,
+    )
     predictor = train_meta_predictor(
         space, _score_sde(args), train, config, device=args.device, progress=not args.quiet
     )

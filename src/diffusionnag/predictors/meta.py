@@ -43,6 +43,10 @@ class MetaPredictorConfig:
     extractor: str = "random"
     """Frozen image feature extractor of the ``images`` encoder: ``random`` (seeded) or
     ``fmnist`` (pretrained on Fashion-MNIST; ``predictors.extractor``)."""
+    task_sizes: bool = False
+    """The ``images`` encoder also reads the task's training images per class and number of
+    classes: set pooling is blind to how large its sets are, and with a short training protocol
+    the training-set size decides which cells win."""
     hidden: int = 64
     layers: int = 3
     task_dim: int = 64
@@ -72,6 +76,14 @@ class MetaPredictorConfig:
             raise ValueError(
                 f"meta-predictor config extractor {self.extractor!r} is for the images encoder, "
                 f"not {self.encoder!r}"
+            )
+        if not isinstance(self.task_sizes, bool):
+            raise ValueError(
+                f"meta-predictor config task_sizes must be true or false, got {self.task_sizes!r}"
+            )
+        if self.task_sizes and self.encoder != "images":
+            raise ValueError(
+                f"meta-predictor config task_sizes is for the images encoder, not {self.encoder!r}"
             )
         for name in ("hidden", "layers", "task_dim", "steps", "tasks_per_step"):
             _check_int(name, getattr(self, name), 1)
@@ -109,7 +121,7 @@ class MetaPredictorConfig:
             raise ValueError(f"{where}: {error}") from None
 
 
-ADDED_FIELDS = ("extractor",)
+ADDED_FIELDS = ("extractor", "task_sizes")
 """Config fields newer than some saved meta-predictors: missing, they take their default (what
 those predictors were built with)."""
 
@@ -172,7 +184,9 @@ class MetaPredictor(nn.Module):
                 _CleanCells(space, hidden), 2 * hidden, dim
             )
         elif config.encoder == "images":
-            self.task_encoder = ImagesEncoder(dim, seed=config.seed, extractor=config.extractor)
+            self.task_encoder = ImagesEncoder(
+                dim, seed=config.seed, extractor=config.extractor, sizes=config.task_sizes
+            )
             if pretrained and config.extractor != "random":
                 load_pretrained(self.task_encoder.extractor)
         else:

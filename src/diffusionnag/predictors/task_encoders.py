@@ -78,11 +78,13 @@ class SetPooling(nn.Module):
 class TaskData:
     """What a task encoder may read. ``support_*`` for ``evaluations``: encoded cells
     ``[K, N, V]`` and their accuracies ``[K]`` (K may be 0). ``images`` for ``images``:
-    ``[C, P, channels, H, W]``, P images of each of C classes."""
+    ``[C, P, channels, H, W]``, P images of each of C classes, a sample of the task's
+    ``train_per_class`` training images per class."""
 
     support_cells: Tensor | None = None
     support_values: Tensor | None = None
     images: Tensor | None = None
+    train_per_class: float | None = None
 
 
 def standardise_within(values: Tensor, valid: Tensor) -> Tensor:
@@ -142,13 +144,23 @@ class ImagesEncoder(nn.Module):
     (``predictors.extractor``), pooled within classes, then across classes."""
 
     def __init__(
-        self, dim: int, features: int = 64, seed: int = 0, extractor: str = "random"
+        self,
+        dim: int,
+        features: int = 64,
+        seed: int = 0,
+        extractor: str = "random",
+        sizes: bool = False,
     ) -> None:
+        """``sizes``: add an embedding of (log training images per class, log classes), which
+        attention pooling, a weighted mean, cannot see."""
         super().__init__()
         self.extractor = build_extractor(extractor, features, seed)
         self.project = nn.Linear(2 * features, dim)
         self.within_class = SetPooling(dim)
         self.across_classes = SetPooling(dim)
+        self.sizes = (
+            nn.Sequential(nn.Linear(2, dim), nn.ReLU(), nn.Linear(dim, dim)) if sizes else None
+        )
 
     def forward(self, task: TaskData) -> Tensor:
         images = task.images
@@ -161,7 +173,13 @@ class ImagesEncoder(nn.Module):
             features = self.extractor(images.flatten(0, 1))  # [C * P, 2F]
         h = self.project(features).view(classes, per_class, -1)  # [C, P, D]
         per_class_vectors = self.within_class(h)  # [C, D]
-        return self.across_classes(per_class_vectors[None])[0]  # [D]
+        embedding = self.across_classes(per_class_vectors[None])[0]  # [D]
+        if self.sizes is None:
+            return embedding
+        if task.train_per_class is None or not task.train_per_class >= 1:
+            raise ValueError("this images encoder also reads the task's training images per class")
+        sizes = torch.tensor([task.train_per_class, classes], dtype=h.dtype, device=h.device)
+        return embedding + self.sizes(sizes.log())
 
 
 class NoTaskEncoder(nn.Module):

@@ -66,11 +66,19 @@ def task_encoding(
         meta_task = task.task if isinstance(task, _PreparedTask) else task
         if meta_task.images is None:
             raise ValueError(f"task {meta_task.name!r} has no images for the images encoder")
-        return TaskData(images=sample_class_images(meta_task.images, config.per_class, rng))
+        return image_encoding(meta_task.images, config.per_class, rng)
     assert isinstance(task, _PreparedTask)
     size = int(rng.integers(config.max_support + 1)) if support_size is None else support_size
     index = task.draw(size, rng) if size else np.zeros(0, dtype=np.int64)
     return TaskData(support_cells=task.x0[index], support_values=task.raw[index])
+
+
+def image_encoding(images: list[Tensor], per_class: int, rng: np.random.Generator) -> TaskData:
+    """One ``images`` encoding of a task whose training images per class are ``images``."""
+    train_per_class = float(np.mean([len(pool) for pool in images]))
+    return TaskData(
+        images=sample_class_images(images, per_class, rng), train_per_class=train_per_class
+    )
 
 
 def sample_class_images(images: list[Tensor], per_class: int, rng: np.random.Generator) -> Tensor:

@@ -46,7 +46,10 @@ SHIPPED_META = {
 }
 """Table targets -> the shipped meta-predictor that never saw them."""
 SHIPPED_ALL_TABLES = "meta-nb201-tables"
-"""Meta-trained on all three NB201 tables: the default for real-training targets."""
+"""Meta-trained on all three NB201 tables: the default for ``train:`` targets."""
+SHIPPED_IMAGES = "meta-nb201-fmnist-images"
+"""Meta-trained on Fashion-MNIST tasks, conditioned on images: the default for ``task:``
+targets, which are trained under that meta-dataset's protocol."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ def default_meta_predictor(benchmark: str, space: str) -> Path:
 
         name = SHIPPED_META[f"nb201:{resolve_dataset(dataset)}"]
     elif space == "nb201":
-        name = SHIPPED_ALL_TABLES
+        name = SHIPPED_IMAGES if kind == "task" else SHIPPED_ALL_TABLES
     else:
         raise ValueError(
             f"no meta-predictor ships for space {space!r}; meta-train one "

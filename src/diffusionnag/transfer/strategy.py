@@ -26,7 +26,7 @@ from diffusionnag.search.base import SearchStrategy, Seed, check_choice, check_p
 from diffusionnag.search.history import History
 from diffusionnag.spaces.base import Arch, SearchSpace
 from diffusionnag.training import ScoreModel
-from diffusionnag.transfer.meta_train import sample_class_images
+from diffusionnag.transfer.meta_train import image_encoding
 
 SUBSET_SHARE = 0.8
 """Resampled support encodings drop a fifth of the support set: rankings that hinge on one
@@ -134,10 +134,7 @@ class TransferStrategy(SearchStrategy):
             return [TaskData()]
         if self.task_images is not None:
             per_class = self.predictor.config.per_class
-            return [
-                TaskData(images=sample_class_images(self.task_images, per_class, rng))
-                for _ in range(self.encodings)
-            ]
+            return [image_encoding(self.task_images, per_class, rng) for _ in range(self.encodings)]
         encodings = [self.predictor.support(archs, values)]
         if len(archs) >= 3:
             size = max(2, math.ceil(SUBSET_SHARE * len(archs)))
