@@ -99,8 +99,17 @@ def proposals_of(strategy: TransferStrategy, budget: int) -> list[str]:
 
 
 def proposals_path(args: argparse.Namespace, method: str) -> Path:
-    """One file per method, so the two methods' stages can run side by side."""
-    return args.out / f"proposals-{method}.json"
+    """One file per method and shard, so stages can run side by side."""
+    shard = f"-{args.shard[0]}of{args.shard[1]}" if args.shard else ""
+    return args.out / f"proposals-{method}{shard}.json"
+
+
+def read_proposals(args: argparse.Namespace, method: str) -> dict[str, list[str]]:
+    """Every shard's proposals of ``method``."""
+    done: dict[str, list[str]] = {}
+    for path in sorted(args.out.glob(f"proposals-{method}*.json")):
+        done.update(json.loads(path.read_text()))
+    return done
 
 
 def stage_proposals(args: argparse.Namespace) -> None:
@@ -110,11 +119,15 @@ def stage_proposals(args: argparse.Namespace) -> None:
         if method not in args.methods:
             continue
         path = proposals_path(args, method)
-        done = json.loads(path.read_text()) if path.exists() else {}
+        done = read_proposals(args, method)
+        mine = json.loads(path.read_text()) if path.exists() else {}
         predictor = load_meta_predictor(folder, "cpu")
         images = predictor.config.encoder == "images"
         # Without task conditioning every target gets the same proposals: compute them once.
-        for task in targets(args.meta_predictor) if images else ["any target"]:
+        tasks = targets(args.meta_predictor) if images else ["any target"]
+        if args.shard:
+            tasks = tasks[args.shard[0] :: args.shard[1]]
+        for task in tasks:
             for seed in range(args.seeds):
                 key = f"{method}|{task}|{seed}"
                 if key in done:
@@ -124,16 +137,15 @@ def stage_proposals(args: argparse.Namespace) -> None:
                     task_images(TaskSpec.from_name(task)) if images else None,
                     candidates=args.candidates, round_samples=args.round_samples,
                 )  # fmt: skip
-                done[key] = proposals_of(strategy, max(args.budgets))
-                atomic_write_json(path, done)
+                done[key] = mine[key] = proposals_of(strategy, max(args.budgets))
+                atomic_write_json(path, mine)
                 print(f"{key}: {done[key][0]} ... ({strategy.generation_rounds})", flush=True)
 
 
 def method_cells(args: argparse.Namespace, task: str) -> dict[str, list[list[str]]]:
     cells = {}
     for method in ("conditioned", "unconditioned"):
-        path = proposals_path(args, method)
-        done = json.loads(path.read_text()) if path.exists() else {}
+        done = read_proposals(args, method)
         runs = []
         for seed in range(args.seeds):
             run = done.get(f"{method}|{task}|{seed}") or done.get(f"{method}|any target|{seed}")
@@ -240,6 +252,9 @@ def main() -> None:
         "--methods", nargs="+", default=["conditioned", "unconditioned"], help="for proposals"
     )
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument(
+        "--shard", type=int, nargs=2, metavar=("I", "N"), help="proposals: every N-th target from I"
+    )
     parser.add_argument("--budgets", type=int, nargs="+", default=[1, 2, 3, 5])
     parser.add_argument("--reference-cells", type=int, default=50)
     parser.add_argument("--candidates", type=int, default=100)

@@ -139,6 +139,21 @@ def _search_cli(table_path: Path, out: Path, *extra: str) -> int:
     )  # fmt: skip
 
 
+def test_in_order_submits_in_the_given_order_and_yields_in_job_order() -> None:
+    started: list[int] = []
+    executor = InProcessExecutor()  # runs each job as it is submitted
+
+    def job(number: int) -> int:
+        started.append(number)
+        return 10 * number
+
+    outcomes = list(in_order(executor, job, [(0,), (1,), (2,)], submit_order=[2, 0, 1]))
+    assert started == [2, 0, 1]
+    assert outcomes == [(0, 1), (10, 1), (20, 1)]
+    with pytest.raises(ValueError, match=r"submit order \[0, 0\] is not a permutation of 2 jobs"):
+        list(in_order(executor, job, [(0,), (1,)], submit_order=[0, 0]))
+
+
 def test_search_cli_two_workers_same_result_as_one(
     table_path: Path, tmp_path: Path, capsys
 ) -> None:

@@ -239,13 +239,21 @@ def in_order(
     jobs: Sequence[tuple[Any, ...]],
     *,
     retries: int = 2,
+    submit_order: Sequence[int] | None = None,
 ) -> Iterator[tuple[Any, int]]:
     """Run ``fn(*job)`` for every job at once; yield ``(result, attempts)`` in job order, each
     as soon as it and all before it are done. A job whose worker died is resubmitted up to
     ``retries`` times; after that its result is the :class:`WorkerLost` itself, so a caller can
-    record the failure instead of losing the jobs that did finish. Other errors raise."""
+    record the failure instead of losing the jobs that did finish. Other errors raise.
+
+    ``submit_order`` (a permutation of the job numbers) is the order jobs reach the workers,
+    e.g. longest first so that a short job, not a long one, ends a batch; results keep job order.
+    """
+    order = list(range(len(jobs))) if submit_order is None else list(submit_order)
+    if sorted(order) != list(range(len(jobs))):
+        raise ValueError(f"submit order {order} is not a permutation of {len(jobs)} jobs")
     attempts = [1] * len(jobs)
-    pending = {executor.submit(fn, *job): number for number, job in enumerate(jobs)}
+    pending = {executor.submit(fn, *jobs[number]): number for number in order}
     finished: dict[int, Any] = {}
     try:
         for number in range(len(jobs)):

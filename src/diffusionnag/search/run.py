@@ -110,7 +110,7 @@ def search_trials(
     for trial in replayed:
         history.append(trial)
         strategy.tell(history, trial)
-    evaluate = _evaluations(evaluator, executor, retries)
+    evaluate = _evaluations(evaluator, executor, retries, space)
     with tqdm(total=budget, initial=len(history), disable=not progress, unit="cell") as bar:
         bar.set_description(f"{strategy.name} {evaluator.dataset}")
         _loop(strategy, evaluate, history, budget, batch_size, on_trial, bar, stop_value)
@@ -152,8 +152,12 @@ def evaluate_installed(arch: Arch) -> tuple[EvalResult, float]:
 Evaluations = Callable[[list[Arch]], Iterator[tuple[EvalResult, float]]]
 
 
-def _evaluations(evaluator: Evaluator, executor: Executor | None, retries: int) -> Evaluations:
-    """How a batch is evaluated: ``(result, seconds)`` per cell, in batch order."""
+def _evaluations(
+    evaluator: Evaluator, executor: Executor | None, retries: int, space: SearchSpace
+) -> Evaluations:
+    """How a batch is evaluated: ``(result, seconds)`` per cell, in batch order. In parallel,
+    cells start in order of decreasing FLOPs (a proxy for training time): longest first
+    leaves the short cells to fill in, so fewer workers sit idle at a batch's end."""
 
     def one_by_one(archs: list[Arch]) -> Iterator[tuple[EvalResult, float]]:
         for arch in archs:
@@ -164,7 +168,10 @@ def _evaluations(evaluator: Evaluator, executor: Executor | None, retries: int) 
     def at_once(archs: list[Arch]) -> Iterator[tuple[EvalResult, float]]:
         assert executor is not None
         jobs = [(arch,) for arch in archs]
-        for outcome, attempts in in_order(executor, evaluate_installed, jobs, retries=retries):
+        flops = [space.costs(arch)["flops"] for arch in archs]
+        order = sorted(range(len(archs)), key=lambda number: -flops[number])
+        outcomes = in_order(executor, evaluate_installed, jobs, retries=retries, submit_order=order)
+        for outcome, attempts in outcomes:
             if isinstance(outcome, WorkerLost):
                 yield _lost(evaluator, attempts), 0.0
                 continue
