@@ -142,7 +142,8 @@ def stage_proposals(args: argparse.Namespace) -> None:
                 print(f"{key}: {done[key][0]} ... ({strategy.generation_rounds})", flush=True)
 
 
-def method_cells(args: argparse.Namespace, task: str) -> dict[str, list[list[str]]]:
+def method_cells(args: argparse.Namespace, task: str) -> dict[str, list[list[str]]] | None:
+    """Each method's runs (proposed cells in order) on ``task``; ``None`` until all exist."""
     cells = {}
     for method in ("conditioned", "unconditioned"):
         done = read_proposals(args, method)
@@ -150,7 +151,7 @@ def method_cells(args: argparse.Namespace, task: str) -> dict[str, list[list[str
         for seed in range(args.seeds):
             run = done.get(f"{method}|{task}|{seed}") or done.get(f"{method}|any target|{seed}")
             if run is None:
-                raise SystemExit(f"no proposals for {method} seed {seed}: run --stage proposals")
+                return None
             runs.append(run)
         cells[method] = runs
     return cells
@@ -161,8 +162,12 @@ def stage_candidates(args: argparse.Namespace) -> None:
     for task in targets(args.meta_predictor):
         reference = read_reference(reference_path(args.out, task))
         known = {SPACE.canonical_key(SPACE.from_string(c)) for c in reference.cells}
+        methods = method_cells(args, task)
+        if methods is None:
+            print(f"{task}: proposals not finished; skipped (run this stage again)")
+            continue
         needed: list[str] = []
-        for runs in method_cells(args, task).values():
+        for runs in methods.values():
             for cell in (c for run in runs for c in run):
                 key = SPACE.canonical_key(SPACE.from_string(cell))
                 if key not in known:
@@ -206,6 +211,8 @@ def stage_report(args: argparse.Namespace) -> None:
         reference = read_reference(reference_path(args.out, task))
         table = lookup(args, task)
         runs = method_cells(args, task)
+        if runs is None:
+            raise SystemExit(f"no proposals for every run on {task}: run --stage proposals")
         runs["random"] = [
             list(np.random.default_rng([seed, number]).permutation(reference.cells))
             for seed in range(args.seeds)
