@@ -25,6 +25,9 @@ With the images or none encoder the pipeline's ranking never reads the evaluated
 (only which cells were evaluated), so each run's proposals are computed first, the proposed
 cells trained after: the same cells, in the same order, as a run that trained as it went.
 
+``--fresh N`` replaces the targets by N new Fashion-MNIST tasks drawn by the meta-dataset's
+sampler settings with another seed (never seen, and never used for any design decision).
+
 Stages (each resumes; run ``references`` and ``proposals`` side by side, then the rest):
 
     nice .venv/bin/python benchmarks/bench_transfer_images.py --stage references --workers 2
@@ -54,7 +57,7 @@ from diffusionnag.transfer.meta_train import load_meta_predictor
 from diffusionnag.transfer.pipeline import ASSETS
 from diffusionnag.transfer.reference import read_reference, shipped_reference
 from diffusionnag.transfer.strategy import TransferStrategy
-from diffusionnag.transfer.tasks import TaskSpec, task_images
+from diffusionnag.transfer.tasks import TaskSampler, TaskSpec, task_images
 
 DIGITS = "digits/c0-1-2-3-4-5-6-7-8-9/n50/r8/s0"
 SPACE = get_space("nb201")
@@ -62,9 +65,17 @@ PROTOCOL = TrainConfig(epochs=2)
 """The shipped meta-dataset's protocol (its header): every field at its default but epochs."""
 
 
-def targets(meta: Path) -> list[str]:
-    held_out = json.loads((meta / "meta_predictor.json").read_text())["meta"]["held_out"]
-    return [*held_out, DIGITS]
+def targets(args: argparse.Namespace) -> list[str]:
+    """The meta-predictor's held-out tasks and digits; with ``--fresh N``, N new Fashion-MNIST
+    tasks drawn like the meta-dataset's (sampler seed ``--fresh-seed``) instead."""
+    if args.fresh:
+        sampler = TaskSampler(
+            "fashion-mnist", (8, 12, 16), min_per_class=20, max_per_class=200,
+            seed=args.fresh_seed,
+        )  # fmt: skip
+        return [spec.name for spec in sampler.sample(args.fresh)]
+    meta = args.meta_predictor / "meta_predictor.json"
+    return [*json.loads(meta.read_text())["meta"]["held_out"], DIGITS]
 
 
 def slug(task: str) -> str:
@@ -77,7 +88,7 @@ def reference_path(out: Path, task: str) -> Path:
 
 
 def stage_references(args: argparse.Namespace) -> None:
-    for task in targets(args.meta_predictor):
+    for task in targets(args):
         if shipped_reference(task) is not None:
             continue
         config = BuildConfig(
@@ -124,7 +135,7 @@ def stage_proposals(args: argparse.Namespace) -> None:
         predictor = load_meta_predictor(folder, "cpu")
         images = predictor.config.encoder == "images"
         # Without task conditioning every target gets the same proposals: compute them once.
-        tasks = targets(args.meta_predictor) if images else ["any target"]
+        tasks = targets(args) if images else ["any target"]
         if args.shard:
             tasks = tasks[args.shard[0] :: args.shard[1]]
         for task in tasks:
@@ -159,7 +170,7 @@ def method_cells(args: argparse.Namespace, task: str) -> dict[str, list[list[str
 
 def stage_candidates(args: argparse.Namespace) -> None:
     """Train every proposed cell the reference lacks, in order of first proposal."""
-    for task in targets(args.meta_predictor):
+    for task in targets(args):
         reference = read_reference(reference_path(args.out, task))
         known = {SPACE.canonical_key(SPACE.from_string(c)) for c in reference.cells}
         methods = method_cells(args, task)
@@ -207,7 +218,7 @@ def chosen_test(cells: list[str], table: dict[str, tuple[float, float]]) -> floa
 def stage_report(args: argparse.Namespace) -> None:
     rows: dict[tuple[str, int], list[tuple[float, float]]] = {}
     per_target: dict[tuple[str, int, str], list[float]] = {}
-    for number, task in enumerate(targets(args.meta_predictor)):
+    for number, task in enumerate(targets(args)):
         reference = read_reference(reference_path(args.out, task))
         table = lookup(args, task)
         runs = method_cells(args, task)
@@ -234,7 +245,7 @@ def _quartiles(values: list[float]) -> str:
 
 
 def print_report(args, rows, per_target) -> None:
-    print(f"{args.seeds} seeds x {len(targets(args.meta_predictor))} targets per cell of the table")
+    print(f"{args.seeds} seeds x {len(targets(args))} targets per cell of the table")
     print("| budget | method | percentile: median (IQR) | regret, test points: median (IQR) |")
     print("|---|---|---|---|")
     for budget in args.budgets:
@@ -243,7 +254,7 @@ def print_report(args, rows, per_target) -> None:
             percentiles, regrets = [e[0] for e in entries], [e[1] for e in entries]
             print(f"| {budget} | {method} | {_quartiles(percentiles)} | {_quartiles(regrets)} |")
     print("\nmedian percentile per target at budget 2 (conditioned / unconditioned / random):")
-    for task in targets(args.meta_predictor):
+    for task in targets(args):
         medians = [statistics.median(per_target[(task, 2, m)]) for m in
                    ("conditioned", "unconditioned", "random")]  # fmt: skip
         print(f"  {task}: " + " / ".join(f"{m:.0f}" for m in medians))
@@ -259,6 +270,8 @@ def main() -> None:
         "--methods", nargs="+", default=["conditioned", "unconditioned"], help="for proposals"
     )
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--fresh", type=int, default=0, help="N new tasks as the targets")
+    parser.add_argument("--fresh-seed", type=int, default=1)
     parser.add_argument(
         "--shard", type=int, nargs=2, metavar=("I", "N"), help="proposals: every N-th target from I"
     )
