@@ -145,8 +145,16 @@ class LocalPoolExecutor:
             initializer=_init_worker,
             initargs=(self._watch, self._messages, setup, setup_args),
         )
+        self._workers = workers
         self._pool = self._make_pool()
         self._broken = False
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Start every worker now (the pool would start them one per submit), so their imports
+        and ``setup`` overlap the caller's own start-up and first ask."""
+        for _ in range(self._workers):
+            self._pool.submit(_ready)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> futures.Future:
         """A future that raises :class:`WorkerLost` if a worker of the pool dies before it is
@@ -170,6 +178,7 @@ class LocalPoolExecutor:
         lock taken (the parent drained what reached it before resubmitting)."""
         self._messages = self._context.Queue()
         self._pool, self._broken = self._make_pool(), False
+        self._warm_up()
 
     def _relay(self, inner: futures.Future, outer: futures.Future, pool: Any) -> None:
         if inner.cancelled():
@@ -304,6 +313,10 @@ def _init_worker(
     torch.set_num_threads(1)
     if setup is not None:
         setup(*setup_args)
+
+
+def _ready() -> None:
+    """The job a worker runs first, to be started before any real job exists."""
 
 
 def _exit_with_parent(watch: Connection) -> None:
