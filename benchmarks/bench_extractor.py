@@ -4,15 +4,19 @@ Meta-trains ``images`` meta-predictors on the shipped Fashion-MNIST meta-dataset
 extractor (``random``: frozen seeded random convolutions; ``fmnist``: the shipped extractor
 pretrained on the Fashion-MNIST training split, ``diffusionnag.predictors.extractor``), and the
 unconditioned ablation (``none``: one learned vector for every task), for several meta-training
-seeds. Every variant holds out the same tasks as the shipped ``meta-nb201-fmnist-images``
-(every 11th task of the file, named in its ``meta.held_out``) and is scored by Spearman over
-each held-out task's cells (one encoding of ``per_class`` images per class, encoding seed = the
-meta-training seed, as ``diffusionnag meta-train`` does).
+seeds; ``random-sizes`` and ``fmnist-sizes`` are the two extractors in an encoder that also
+reads the task's size (``task_sizes``, as the shipped ``meta-nb201-fmnist-images``). Every
+variant holds out the same tasks as that shipped meta-predictor (every 11th task of the file,
+named in its ``meta.held_out``) and is scored by Spearman over each held-out task's cells (one
+encoding of ``per_class`` images per class, encoding seed = the meta-training seed, as
+``diffusionnag meta-train`` does).
 
 Each trained folder is saved under ``OUT/<variant>-s<seed>/`` with its held-out scores and wall
 time in ``meta``; a folder already there is read, not retrained, so a killed run resumes.
 
     nice -n 10 .venv/bin/python benchmarks/bench_extractor.py --out runs/meta/extractor
+    nice -n 10 .venv/bin/python benchmarks/bench_extractor.py --variants random-sizes \
+        fmnist-sizes --out runs/meta/extractor
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ VARIANTS = {
     "random": {"encoder": "images", "extractor": "random"},
     "fmnist": {"encoder": "images", "extractor": "fmnist"},
     "none": {"encoder": "none"},
+    "random-sizes": {"encoder": "images", "extractor": "random", "task_sizes": True},
+    "fmnist-sizes": {"encoder": "images", "extractor": "fmnist", "task_sizes": True},
 }
 
 
@@ -109,7 +115,9 @@ def report(results: dict[tuple[str, int], dict], holdout: list[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument(
+        "--variants", nargs="+", choices=list(VARIANTS), default=["random", "fmnist", "none"]
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--meta-dataset", type=Path, default=ASSETS / "meta-fmnist" / "rows.jsonl")
