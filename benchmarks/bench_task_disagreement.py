@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from diffusionnag.benchmarks.tasks import TaskSpec
 from diffusionnag.benchmarks.training import TrainConfig
 from diffusionnag.metrics import rank_correlations
 from diffusionnag.search.journal import atomic_write_json
 from diffusionnag.transfer.builder import RowJob, train_row
-from diffusionnag.transfer.tasks import TaskSpec
 
 CLASS_BANDS = (2, 4, 7, 11)  # 2-3, 4-6, 7-10 classes
 SIZE_BANDS = (0, 50, 150, 10**9)  # training images per class

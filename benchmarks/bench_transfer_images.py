@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from diffusionnag.benchmarks.tasks import TaskSampler, TaskSpec, task_images
 from diffusionnag.benchmarks.training import TrainConfig
 from diffusionnag.pretrained import default_score_model
 from diffusionnag.search.history import History, Trial
@@ -57,7 +58,6 @@ from diffusionnag.transfer.meta_train import load_meta_predictor
 from diffusionnag.transfer.pipeline import ASSETS
 from diffusionnag.transfer.reference import read_reference, shipped_reference
 from diffusionnag.transfer.strategy import TransferStrategy
-from diffusionnag.transfer.tasks import TaskSampler, TaskSpec, task_images
 
 DIGITS = "digits/c0-1-2-3-4-5-6-7-8-9/n50/r8/s0"
 SPACE = get_space("nb201")

@@ -17,6 +17,7 @@ import hashlib
 import time
 from pathlib import Path
 
+from diffusionnag.benchmarks.tasks import SOURCE_SPLIT_SEED, source_dataset
 from diffusionnag.predictors.extractor import (
     ASSET,
     PretrainConfig,
@@ -25,7 +26,6 @@ from diffusionnag.predictors.extractor import (
     resize,
     save_extractor,
 )
-from diffusionnag.transfer.tasks import SOURCE_SPLIT_SEED, source_dataset
 
 COMMAND = "nice -n 10 .venv/bin/python benchmarks/train_extractor.py"
 

@@ -16,6 +16,7 @@ import pytest
 import torch
 from test_tasks import write_idx_folder
 
+from diffusionnag.benchmarks.tasks import TaskSpec
 from diffusionnag.cli import main
 from diffusionnag.diffusion.sde import build_sde
 from diffusionnag.predictors.meta import MetaPredictorConfig
@@ -23,7 +24,6 @@ from diffusionnag.predictors.task_encoders import TaskData
 from diffusionnag.spaces import get_space
 from diffusionnag.transfer.meta_train import sample_class_images, train_meta_predictor
 from diffusionnag.transfer.metadata import read_meta_dataset
-from diffusionnag.transfer.tasks import TaskSpec
 
 CLI = "import sys; from diffusionnag.cli import main; sys.exit(main(sys.argv[1:]))"
 OPTIONS: dict[str, str | list[str]] = {

@@ -13,7 +13,7 @@ import torch
 
 from diffusionnag.benchmarks.datasets import FASHION_MNIST_DIR, load_dataset
 from diffusionnag.benchmarks.idx import read_idx
-from diffusionnag.transfer.tasks import (
+from diffusionnag.benchmarks.tasks import (
     TaskSampler,
     TaskSpec,
     check_task,

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
+from diffusionnag.benchmarks.tasks import TaskSpec
 from diffusionnag.benchmarks.training import TrainConfig
 from diffusionnag.cli import main
 from diffusionnag.predictors.meta import MetaPredictorConfig
 from diffusionnag.predictors.task_encoders import ImagesEncoder, TaskData
 from diffusionnag.transfer.meta_train import image_encoding
 from diffusionnag.transfer.reference import read_reference, shipped_reference
-from diffusionnag.transfer.tasks import TaskSpec
 
 TASK = "digits/c0-1-2/n20/r8/s3"
 TINY = ["--epochs", "1", "--device", "cpu", "--no-progress"]

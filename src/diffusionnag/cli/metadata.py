@@ -104,8 +104,8 @@ def _cmd_from_table(args: argparse.Namespace) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
+    from diffusionnag.benchmarks.tasks import TaskSampler
     from diffusionnag.transfer.builder import BuildConfig
-    from diffusionnag.transfer.tasks import TaskSampler
 
     check_writable(args.out, folder=False)
     min_classes, max_classes = args.classes or (2, None)
@@ -127,8 +127,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_reference(args: argparse.Namespace) -> int:
+    from diffusionnag.benchmarks.tasks import TaskSpec
     from diffusionnag.transfer.builder import BuildConfig
-    from diffusionnag.transfer.tasks import TaskSpec
 
     check_writable(args.out, folder=False)
     spec = TaskSpec.from_name(args.task, args.eval_per_class)

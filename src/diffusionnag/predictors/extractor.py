@@ -128,7 +128,7 @@ class PretrainConfig:
 
 
 def resize(images: Tensor, resolution: int) -> Tensor:
-    """Bilinear with antialiasing, as tasks are resized (``transfer.tasks``)."""
+    """Bilinear with antialiasing, as tasks are resized (``benchmarks.tasks``)."""
     size = (resolution, resolution)
     return F.interpolate(images, size=size, mode="bilinear", antialias=True, align_corners=False)
 

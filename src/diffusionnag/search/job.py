@@ -3,7 +3,7 @@
 ``benchmark`` specs: ``nb201:<dataset>`` queries the NATS-Bench table (cifar10, cifar100,
 ImageNet16-120; nb201 cells only); ``train:<dataset>`` trains every candidate for real (digits,
 folder:PATH, cifar10, cifar100 from a local root) in either space; ``task:<task name>`` trains
-on a task cut from an image dataset (:class:`diffusionnag.transfer.tasks.TaskSpec`: classes,
+on a task cut from an image dataset (:class:`diffusionnag.benchmarks.tasks.TaskSpec`: classes,
 images per class, resolution), as meta-datasets and references are. Outputs sit next to ``out``
 (``run.json``): the journal ``run.jsonl`` (appended per trial, so ``resume`` continues a killed
 run) and ``run.png``.
@@ -84,7 +84,7 @@ def build_evaluator(job: SearchJob, space: SearchSpace) -> Evaluator:
 
         return TableEvaluator(NB201Table.from_csv(job.table or default_table_path()), dataset)
     if kind == "task":
-        from diffusionnag.transfer.tasks import TaskSpec, load_task
+        from diffusionnag.benchmarks.tasks import TaskSpec, load_task
 
         data = load_task(TaskSpec.from_name(dataset))
     else:

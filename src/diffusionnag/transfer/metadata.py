@@ -7,7 +7,7 @@ Formats:
   other fields (a task spec, test accuracy, costs, a protocol) are kept but not needed. Rows
   marked ``"failed": true`` (a training run that diverged, as ``meta-dataset build`` writes
   them) are skipped. ``images=True`` gives every task the training images of the ``spec``
-  its rows carry (:func:`diffusionnag.transfer.tasks.task_images`), for the ``images`` encoder.
+  its rows carry (:func:`diffusionnag.benchmarks.tasks.task_images`), for the ``images`` encoder.
 - CSV: a header row naming ``task``, ``cell`` and the accuracy column (and optionally ``space``).
 - The NB201 table: :func:`table_meta_dataset` turns each table dataset into one task.
 
@@ -144,7 +144,7 @@ def _task_specs(text: str, path: Path) -> dict[str, tuple[int, object]]:
 
 def attach_task_images(dataset: MetaDataset, specs: dict[str, tuple[int, object]]) -> None:
     """Give every task of ``dataset`` the training images of its spec (in place)."""
-    from diffusionnag.transfer.tasks import TaskSpec, task_images
+    from diffusionnag.benchmarks.tasks import TaskSpec, task_images
 
     for task in dataset.tasks:
         if task.name not in specs:
