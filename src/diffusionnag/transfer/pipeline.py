@@ -28,6 +28,8 @@ from torch import Tensor
 from diffusionnag.benchmarks.base import Evaluator
 from diffusionnag.benchmarks.training import TrainConfig, TrainingEvaluator
 from diffusionnag.predictors.data import load_pairs
+from diffusionnag.pretrained import SHIPPED as ASSETS
+from diffusionnag.pretrained import default_score_model
 from diffusionnag.search.history import History
 from diffusionnag.search.job import SearchJob, build_evaluator, run_with_outputs
 from diffusionnag.search.journal import atomic_write_json
@@ -38,7 +40,6 @@ from diffusionnag.transfer.meta_train import load_meta_predictor
 from diffusionnag.transfer.reference import Placement, Reference, read_reference, shipped_reference
 from diffusionnag.transfer.strategy import TransferStrategy
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
 SHIPPED_META = {
     "nb201:cifar10": "meta-nb201-no-cifar10",
     "nb201:cifar100": "meta-nb201-no-cifar100",
@@ -178,8 +179,6 @@ def _place(history: History, reference: Reference | None) -> Placement | None:
 def _score_model(folder: Path | None, space: str) -> ScoreModel:
     if folder is not None:
         return load_score_model(folder, "cpu")
-    from diffusionnag.pretrained import default_score_model
-
     return default_score_model(space)
 
 

@@ -22,8 +22,8 @@ import numpy as np
 
 from diffusionnag.benchmarks.training import TrainConfig
 from diffusionnag.predictors.data import finite_number
+from diffusionnag.pretrained import SHIPPED
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
 SHIPPED_REFERENCES = {"digits/c0-1-2-3-4-5-6-7-8-9/n50/r8/s0": "reference-digits"}
 """Task name -> the shipped reference folder (``rows.jsonl`` inside)."""
 
@@ -65,7 +65,7 @@ class Reference:
         """``ValueError`` naming the first setting where a run differs from the reference."""
         if task != self.task:
             raise ValueError(f"reference {self.path} is for task {self.task}, not {task}")
-        given = {k: v for k, v in dataclasses.asdict(train).items() if k not in ("device",)}
+        given = {k: v for k, v in dataclasses.asdict(train).items() if k != "device"}
         for name, value in given.items():
             if name != "seed" and self.train.get(name) != value:
                 raise ValueError(
@@ -76,7 +76,7 @@ class Reference:
 
 def shipped_reference(task: str) -> Path | None:
     folder = SHIPPED_REFERENCES.get(task)
-    return None if folder is None else ASSETS / folder / "rows.jsonl"
+    return None if folder is None else SHIPPED / folder / "rows.jsonl"
 
 
 def read_reference(path: Path | str) -> Reference:
