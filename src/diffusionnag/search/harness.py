@@ -1,5 +1,9 @@
 """The benchmark runner: strategies x seeds x datasets on the NAS-Bench-201 table, in parallel.
 
+Under ``protocol="valid"`` a run's objective is one training seed's validation accuracy instead
+of the table's test accuracy, and the summary reports the chosen cell's test accuracy (see
+search/protocols.py, which holds what differs between the protocols).
+
 Each run has its own journal, so a killed benchmark continues with ``resume=True``. Runs go to
 an :class:`~diffusionnag.execution.Executor`: this process for ``workers=1``, else a pool of
 local processes (started clean, one intra-op torch thread each, exiting when this process
@@ -12,6 +16,7 @@ trials the parent received. Outputs under ``out_dir``::
     runs/<dataset>/<strategy>/seed<k>.result.json  its final result
     summary.json, summary.md                        the comparison (see search/summary.py)
     best_so_far_<dataset>.png                       median and interquartile band per strategy
+    chosen_test_<dataset>.png                       instead, under protocol="valid"
 """
 
 from __future__ import annotations
@@ -25,13 +30,20 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from diffusionnag.benchmarks.nb201_table import NB201Table, TableEvaluator, resolve_dataset
+from diffusionnag.benchmarks.nb201_table import NB201Table
 from diffusionnag.device import single_thread
 from diffusionnag.execution import Channel, Executor, InProcessExecutor, WorkerLost, make_executor
 from diffusionnag.search.base import as_seed
 from diffusionnag.search.history import History, Trial
 from diffusionnag.search.job import build_strategy
 from diffusionnag.search.journal import Journal, atomic_write_json, atomic_write_text, open_journal
+from diffusionnag.search.protocols import (
+    check_protocol,
+    group_histories,
+    make_evaluator,
+    valid_summary,
+    write_valid_outputs,
+)
 from diffusionnag.search.run import check_budget, run_header, run_result, search_trials
 from diffusionnag.search.summary import (
     expected_best_of_random,
@@ -57,6 +69,7 @@ class RunSpec:
     resume: bool
     options: dict[str, Any] = field(default_factory=dict)
     stop_at_optimum: bool = False
+    protocol: str = "table"
 
 
 def run_benchmark(
@@ -75,6 +88,7 @@ def run_benchmark(
     stop_at_optimum: bool = False,
     executor: str = "local",
     ray_address: str | None = None,
+    protocol: str = "table",
 ) -> dict[str, Any]:
     """Run every (dataset, strategy, seed), write journals, summary and plots; return the summary.
 
@@ -84,12 +98,18 @@ def run_benchmark(
     else ``RAY_ADDRESS``, else a local Ray), the table put once into Ray's object store.
     ``stop_at_optimum`` ends a run once it has evaluated the
     table optimum: its best-so-far cannot change after that, so its curve is extended with the
-    optimum, and only the time of the steps really taken is counted.
+    optimum, and only the time of the steps really taken is counted (``protocol="table"`` only).
+    ``protocol="valid"``: datasets are nb201-valid's (cifar10 means cifar10-valid), each run's
+    evaluator draws validation seeds from the run seed, and the summary is
+    :func:`~diffusionnag.search.protocols.valid_summary`.
     """
+    resolve = check_protocol(protocol, stop_at_optimum)
     settings = _settings(
-        strategies, seeds, datasets, budget, table_path, workers, strategy_options, batch_size
-    )
+        strategies, seeds, [resolve(d) for d in datasets], budget, table_path, workers,
+        strategy_options, batch_size,
+    )  # fmt: skip
     settings["stop_at_optimum"] = stop_at_optimum
+    settings["protocol"] = protocol
     table = NB201Table.from_csv(table_path)
     out = Path(out_dir)
     specs = [
@@ -103,6 +123,7 @@ def run_benchmark(
             resume=resume,
             options=settings["strategy_options"].get(name, {}),
             stop_at_optimum=stop_at_optimum,
+            protocol=protocol,
         )
         for dataset in settings["datasets"]
         for name in strategies
@@ -148,7 +169,7 @@ def _settings(
     return {
         "strategies": list(strategies),
         "seeds": [as_seed(seed) for seed in seeds],
-        "datasets": [resolve_dataset(d) for d in datasets],
+        "datasets": list(datasets),
         "budget": budget,
         "batch_size": batch_size,
         "table": str(table_path),
@@ -211,6 +232,7 @@ class _OpenRun:
         return {
             "best_so_far": curve.tolist(),
             "strategy_seconds": [t.strategy_seconds for t in self.history],
+            "history": self.history,  # the valid protocol's summary reads the trials' metrics
         }
 
 
@@ -266,7 +288,7 @@ def _open_run(spec: RunSpec) -> _OpenRun:
     (table,) = _WORKER_TABLE
     space = NB201Space()
     strategy = build_strategy(spec.strategy, space, spec.seed, spec.options)
-    evaluator = TableEvaluator(table, spec.dataset)
+    evaluator = make_evaluator(spec.protocol, spec.dataset, spec.seed, table)
     header = run_header(strategy, evaluator, space, spec.budget, spec.batch_size)
     journal, trials = open_journal(spec.journal, header, space, resume=spec.resume)
     history = History(space)
@@ -290,7 +312,7 @@ def _run_one(number: int, spec: RunSpec, replayed: list[dict[str, Any]], channel
     space = NB201Space()
     search_trials(
         build_strategy(spec.strategy, space, spec.seed, spec.options),
-        TableEvaluator(table, spec.dataset),
+        make_evaluator(spec.protocol, spec.dataset, spec.seed, table),
         space,
         spec.budget,
         [Trial.from_json(record, space) for record in replayed],
@@ -307,6 +329,8 @@ def _summarise(
     records: list[dict[str, Any]],
     table: NB201Table,
 ) -> dict[str, Any]:
+    if settings["protocol"] == "valid":
+        return valid_summary(settings, group_histories(specs, records), table)
     blocks: dict[str, Any] = {}
     for dataset in settings["datasets"]:
         arch, optimum = table.optimum(dataset)
@@ -347,6 +371,9 @@ def _write_outputs(
 ) -> None:
     from diffusionnag.search.plots import plot_best_so_far  # matplotlib: only the parent needs it
 
+    if summary["settings"]["protocol"] == "valid":
+        write_valid_outputs(out, summary, group_histories(specs, records), table)
+        return
     atomic_write_json(out / "summary.json", summary)
     atomic_write_text(out / "summary.md", summary_markdown(summary))
     budget = summary["settings"]["budget"]

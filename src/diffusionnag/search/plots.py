@@ -24,6 +24,7 @@ def plot_best_so_far(
     title: str,
     random_expectation: np.ndarray | None = None,
     reference_label: str = "table optimum",
+    ylabel: str = "best accuracy so far (%)",
 ) -> Figure:
     """Median and interquartile band of ``[runs, budget]`` best-so-far curves per strategy,
     saved to ``path`` (the figure is returned).
@@ -48,7 +49,7 @@ def plot_best_so_far(
     axes.axhline(optimum, color="grey", linestyle=":", linewidth=1, label=reference_label)
     axes.set_ylim(_lower_limit(curves, optimum), optimum + 0.25)
     axes.set_xlabel("evaluated cells")
-    axes.set_ylabel("best accuracy so far (%)")
+    axes.set_ylabel(ylabel)
     axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right", fontsize="small")
