@@ -76,11 +76,10 @@ def ask_seconds(
     row: dict[str, Any] = {
         "seconds_per_ask": round(timed(lambda: strategy.ask(history), repeats), 3)
     }
-    fit = getattr(strategy, "fit_ensemble", None)
+    fit = getattr(strategy, "fit_surrogate", None)
     if fit is not None:
-        trials = [t for t in history if t.ok]
-        seconds = timed(lambda: fit(trials, np.random.default_rng(0)), repeats)
-        ensemble = fit(trials, np.random.default_rng(0))
+        seconds = timed(lambda: fit(history, np.random.default_rng(0)), repeats)
+        ensemble = fit(history, np.random.default_rng(0)).ensemble
         correlations = rank_correlations(ensemble.predict(test[0]), test[1])
         row["seconds_fit"] = round(seconds, 3)
         row["held_out"] = {name: round(value, 4) for name, value in correlations.items()}

@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("strategy")
     parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds FIRST..FIRST+N-1")
     parser.add_argument("--budget", type=int, default=200)
     parser.add_argument("--datasets", nargs="+", default=["cifar10"])
     args = parser.parse_args()
@@ -42,7 +43,7 @@ def main() -> None:
         evaluator = TableEvaluator(table, dataset)
         _, optimum = table.optimum(dataset)
         started, counts = time.perf_counter(), []
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             strategy = get_strategy(args.strategy, space, seed, **options)
             history = run_search(
                 strategy, evaluator, space, args.budget, progress=False, stop_value=optimum
@@ -52,6 +53,7 @@ def main() -> None:
         row = {
             "strategy": args.strategy,
             "options": options,
+            "seeds": f"{args.first_seed}..{args.first_seed + args.seeds - 1}",
             "dataset": dataset,
             "median_evals_to_optimum": float(np.median(counts)),
             "evals": counts,

@@ -90,6 +90,12 @@ def main() -> None:
     parser.add_argument("--bo-budget", type=int, default=10)
     parser.add_argument("--targets", nargs="+", default=list(DATASETS))
     parser.add_argument("--meta-dir", type=Path, help="folder of meta-nb201-no-<dataset> models")
+    parser.add_argument(
+        "--strategy",
+        choices=("transfer", "transfer-bo"),
+        default="transfer",
+        help="transfer-bo runs stop at the optimum (their journals are transfer-bo-seed*.json)",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/bench-transfer"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -102,9 +108,11 @@ def main() -> None:
         meta = args.meta_dir / f"meta-nb201-no-{target}" if args.meta_dir else None
         transfer = []
         for seed in seeds:
-            out = args.out / target / f"transfer-seed{seed}.json"
+            out = args.out / target / f"{args.strategy}-seed{seed}.json"
             job = TransferJob(
                 benchmark=f"nb201:{target}",
+                strategy=args.strategy,
+                stop_value=optimum if args.strategy == "transfer-bo" else None,
                 meta_predictor=meta,
                 budget=args.budget,
                 seed=seed,
@@ -119,7 +127,7 @@ def main() -> None:
             transfer.append(curve_stats(values, optimum))
         source, order = nearest_table_order(table, target, args.budget)
         bo = []
-        for seed in seeds:
+        for seed in seeds if args.bo_budget else ():
             space = NB201Space()
             history = run_search(
                 get_strategy("diffusionnag-bo", space, seed),
@@ -137,7 +145,7 @@ def main() -> None:
             "transfer": summarise(transfer),
             "transfer_runs": transfer,
             f"nearest_table_order ({source})": curve_stats(order, optimum),
-            "diffusionnag_bo": summarise(bo),
+            "diffusionnag_bo": summarise(bo) if bo else None,
         }
         print(
             json.dumps(
@@ -145,7 +153,7 @@ def main() -> None:
                 indent=1,
             )
         )
-    (args.out / "summary.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / f"summary-{args.strategy}.json").write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -37,11 +37,10 @@ def pool_of(pool: str, history: History) -> tuple[DiffusionNAGBO, list[Arch]]:
     strategy = get_strategy("diffusionnag-bo", SPACE, 0, **{**OPTIONS, "pool": pool})
     assert isinstance(strategy, DiffusionNAGBO)
     rng = np.random.default_rng(1)
-    trials = [t for t in history if t.ok]
-    return strategy, strategy.candidate_pool(strategy.fit_ensemble(trials, rng), history, rng)
+    return strategy, strategy.candidate_pool(strategy.fit_surrogate(history, rng), history, rng)
 
 
-@pytest.mark.parametrize("pool", ["random", "mutation", "mix", "diffusion"])
+@pytest.mark.parametrize("pool", ["random", "mutation", "mix", "diffusion", "hybrid"])
 def test_every_pool_holds_distinct_unseen_cells(pool: str, nb201_table: NB201Table) -> None:
     history = table_history(nb201_table, 30)
     strategy, cells = pool_of(pool, history)
@@ -50,6 +49,10 @@ def test_every_pool_holds_distinct_unseen_cells(pool: str, nb201_table: NB201Tab
     parents = [t.arch for t in history.top(strategy.num_parents)]
     if pool == "diffusion":
         assert 0 < len(cells) <= strategy.pool_size  # invalid samples are dropped
+        return
+    if pool == "hybrid":  # every mutant is in the pool, added or already generated
+        near = sum(edits_to_parents(a, parents) <= strategy.max_edits for a in cells)
+        assert strategy.pool_size // 2 <= near < len(cells) <= strategy.pool_size
         return
     assert len(cells) == strategy.pool_size
     mutants = {"random": 0, "mutation": len(cells), "mix": strategy.pool_size // 2}[pool]
@@ -104,7 +107,8 @@ def test_fit_takes_fit_steps_minibatch_steps_at_any_history(
     for size in (20, 200):
         calls.clear()
         trials = list(table_history(nb201_table, size))
-        strategy.fit_ensemble(trials, np.random.default_rng(0))
+        archs, values = [t.arch for t in trials], np.array([t.value for t in trials])
+        strategy.fit_ensemble(archs, values, np.random.default_rng(0))
         assert len(calls) == 7, f"history {size}"
 
 
@@ -126,3 +130,23 @@ def test_train_ensemble_steps_continue_the_passes_of_epochs(nb201_table: NB201Ta
     assert not np.array_equal(fit(8), by_epochs)
     with pytest.raises(ValueError, match="at least one step, got 0"):
         fit(0)
+
+
+def test_optimistic_guide_adds_the_members_spread(nb201_table: NB201Table) -> None:
+    history = table_history(nb201_table, 20)
+    strategy = get_strategy(
+        "diffusionnag-bo", SPACE, 0, **{**OPTIONS, "guide": "ucb", "kappa": 2.0}
+    )
+    assert isinstance(strategy, DiffusionNAGBO)
+    surrogate = strategy.fit_surrogate(history, np.random.default_rng(0))
+    (objective_,) = surrogate.guidance
+    x = SPACE.encode(SPACE.sample(16, np.random.default_rng(3)))
+    t = torch.full((16,), 0.5)
+    members = surrogate.ensemble.member_outputs(x, t)
+    expected = members.mean(0) + 2.0 * members.std(0, unbiased=False)
+    assert torch.allclose(objective_.predictor.standardised(x, t), expected)
+    assert (members.std(0) > 0).all()
+    with pytest.raises(ValueError, match="option guide='best' is not valid"):
+        get_strategy("diffusionnag-bo", SPACE, guide="best")
+    with pytest.raises(ValueError, match="option kappa must be >= 0"):
+        get_strategy("diffusionnag-bo", SPACE, kappa=-1.0)

@@ -17,6 +17,7 @@ from diffusionnag.diffusion.sde import build_sde
 from diffusionnag.predictors.meta import MetaPredictor, MetaPredictorConfig
 from diffusionnag.predictors.task_encoders import TaskData
 from diffusionnag.spaces.nb201 import NB201Space
+from diffusionnag.transfer.bo import _line
 from diffusionnag.transfer.meta_train import (
     evaluate_on_tasks,
     load_meta_predictor,
@@ -318,3 +319,37 @@ def test_shipped_meta_predictors_never_saw_their_target() -> None:
     assert all(task.startswith("fashion-mnist/") for task in images.trained_on)
     with pytest.raises(ValueError, match="no meta-predictor ships for space 'mbv3'"):
         default_meta_predictor("train:digits", "mbv3")
+
+
+def test_transfer_bo_starts_from_the_transfer_ranking_then_refines(
+    full_fake_table: Path, meta_folder: Path, tmp_path: Path, capsys
+) -> None:
+    """Its first ``num_init`` (5) cells are exactly the transfer strategy's; the rest come from
+    the BO loop (distinct, new), and a finished run reads back unchanged."""
+    common = ["--benchmark", "nb201:cifar10", "--candidates", "8", "--round-samples", "50",
+              "--table", str(full_fake_table), "--meta-predictor", str(meta_folder),
+              "--quiet"]  # fmt: skip
+    plain, bo = tmp_path / "transfer.json", tmp_path / "bo.json"
+    assert main(["transfer", *common, "--budget", "5", "--out", str(plain)]) == 0
+    argv = ["transfer", *common, "--strategy", "transfer-bo", "--budget", "8", "--out", str(bo)]
+    assert main(argv) == 0
+    result = json.loads(bo.read_text())
+    cells = [t["arch"] for t in result["trajectory"]]
+    assert result["transfer"]["strategy"] == "transfer-bo"
+    assert result["settings"]["strategy"] == "transfer-bo"
+    assert cells[:5] == [t["arch"] for t in json.loads(plain.read_text())["trajectory"]]
+    assert len({SPACE.canonical_key(SPACE.from_string(c)) for c in cells}) == 8
+    assert main([*argv, "--resume"]) == 0
+    assert [t["arch"] for t in json.loads(bo.read_text())["trajectory"]] == cells
+    capsys.readouterr()
+    assert main([*argv, "--resume", "--scale", "3"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "diffusionnag: error: --scale only apply to --strategy transfer"
+    )
+
+
+def test_transfer_bo_prior_line_clamps_a_backward_prior() -> None:
+    prior = np.array([0.0, 1.0, 2.0, 3.0])
+    assert _line(prior, 2 * prior + 1) == pytest.approx((2.0, 1.0))
+    assert _line(prior, -prior + 5) == pytest.approx((0.0, 3.5))  # the values' mean
+    assert _line(np.ones(4), prior) == pytest.approx((0.0, 1.5))

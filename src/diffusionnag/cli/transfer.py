@@ -140,9 +140,17 @@ def add_transfer_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--score-model", type=Path, help="score-model folder (default: shipped)")
     parser.add_argument("--budget", type=positive_int, default=3, help="cells to evaluate")
     parser.add_argument("--candidates", type=positive_int, default=100, help="generated pool size")
-    parser.add_argument("--scale", type=float, default=10.0, help="guidance scale")
-    parser.add_argument("--sampler", choices=SAMPLER_NAMES, default="em")
-    parser.add_argument("--steps", type=positive_int, default=50, help="sampling steps")
+    parser.add_argument(
+        "--strategy",
+        choices=("transfer", "transfer-bo"),
+        default="transfer",
+        help="transfer: evaluate the generated cells best-ranked first; transfer-bo: "
+        "DiffusionNAG-BO warm-started by the meta-predictor (its prior for the first 5 "
+        "evaluations, then refined by an ensemble fitted to what the prior misses)",
+    )
+    parser.add_argument("--scale", type=float, help="guidance scale (transfer; default 10)")
+    parser.add_argument("--sampler", choices=SAMPLER_NAMES, help="sampler (transfer; default em)")
+    parser.add_argument("--steps", type=positive_int, help="sampling steps (transfer; default 50)")
     parser.add_argument(
         "--round-samples",
         type=positive_int,
@@ -184,6 +192,23 @@ def _epochs(args: argparse.Namespace) -> int:
     return 2 if args.benchmark.startswith("task:") else 4
 
 
+def _strategy_options(args: argparse.Namespace) -> dict[str, object]:
+    """The transfer strategy's generation options; Transfer-BO generates with DiffusionNAG-BO's
+    own settings, so those options would be ignored there and are refused instead."""
+    options: dict[str, object] = {
+        "candidates": args.candidates,
+        "round_samples": args.round_samples,
+    }
+    generation = {"scale": args.scale, "sampler": args.sampler, "steps": args.steps}
+    given = [f"--{name}" for name, value in generation.items() if value is not None]
+    if args.strategy == "transfer-bo":
+        if given:
+            raise ValueError(f"{', '.join(given)} only apply to --strategy transfer")
+        return options
+    defaults = {"scale": 10.0, "sampler": "em", "steps": 50}
+    return {**options, **{k: defaults[k] if v is None else v for k, v in generation.items()}}
+
+
 def cmd_transfer(args: argparse.Namespace) -> int:
     from diffusionnag.search.job import best_table
     from diffusionnag.transfer.pipeline import TransferJob, run_transfer
@@ -203,13 +228,8 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         data_root=args.data_root,
         train=TrainConfig(epochs=_epochs(args), seed=args.seed, device=args.device),
         reference=args.reference,
-        options={
-            "candidates": args.candidates,
-            "scale": args.scale,
-            "sampler": args.sampler,
-            "steps": args.steps,
-            "round_samples": args.round_samples,
-        },
+        strategy=args.strategy,
+        options=_strategy_options(args),
         progress=not args.quiet,
     )
     run = run_transfer(job)

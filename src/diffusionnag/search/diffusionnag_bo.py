@@ -20,6 +20,7 @@ history alone: a resumed run proposes exactly what an uninterrupted one would.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
@@ -42,11 +43,12 @@ from diffusionnag.search.acquisition import (
     top_indices,
 )
 from diffusionnag.search.base import Batch, ModelBasedStrategy, Seed, check_choice, check_positive
-from diffusionnag.search.history import History, Trial
+from diffusionnag.search.history import History
 from diffusionnag.spaces.base import Arch, SearchSpace
 from diffusionnag.training import ScoreModel, load_score_model
 
-POOLS = ("diffusion", "random", "mutation", "mix")
+POOLS = ("diffusion", "hybrid", "random", "mutation", "mix")
+GUIDES = ("mean", "ucb")
 
 
 @cache
@@ -82,6 +84,8 @@ class DiffusionNAGBO(ModelBasedStrategy):
         num_parents: int = 10,
         max_edits: int = 2,
         acquisition: str = "ei",
+        guide: str = "mean",
+        kappa: float = 1.0,
     ) -> None:
         super().__init__(space, seed)
         self.num_init = check_positive("num_init", num_init, 2)
@@ -98,21 +102,33 @@ class DiffusionNAGBO(ModelBasedStrategy):
         self.num_parents = check_positive("num_parents", num_parents)
         self.max_edits = check_positive("max_edits", max_edits)
         self.acquisition = check_choice("acquisition", acquisition, ACQUISITIONS)
+        self.guide = check_choice("guide", guide, GUIDES)
+        if not kappa >= 0:
+            raise ValueError(f"option kappa must be >= 0, got {kappa!r}")
+        self.kappa = float(kappa)
         if self.score_model and not Path(self.score_model).is_dir():
             raise ValueError(f"score model folder {self.score_model} does not exist")
 
     def propose_model(self, history: History, batch: Batch, rng: np.random.Generator) -> None:
         trials = [t for t in history if t.ok]
-        ensemble = self.fit_ensemble(trials, rng)
-        pool = self.candidate_pool(ensemble, history, rng)
+        surrogate = self.fit_surrogate(history, rng)
+        pool = self.candidate_pool(surrogate, history, rng)
         if not pool:
             return
-        mean, std = mean_std(torch.tensor(ensemble.member_predictions(pool)))
+        mean, std = surrogate.mean_std(pool)
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
         best = max(t.value for t in trials)
         scores = acquisition_scores(self.acquisition, mean, std, best=best, generator=generator)
         for index in top_indices(scores, batch.missing):
             batch.offer(pool[index])
+
+    def fit_surrogate(self, history: History, rng: np.random.Generator) -> Surrogate:
+        """The ensemble on the history's values, guiding by its mean or optimistic bound."""
+        trials = [t for t in history if t.ok]
+        values = np.array([t.value for t in trials])
+        ensemble = self.fit_ensemble([t.arch for t in trials], values, rng)
+        guide = ensemble if self.guide == "mean" else OptimisticEnsemble(ensemble, self.kappa)
+        return Surrogate(ensemble, [Objective(guide)])
 
     def score_model_for_space(self) -> ScoreModel:
         """The score model (its SDE is the ensemble's noise process whatever the pool)."""
@@ -123,17 +139,21 @@ class DiffusionNAGBO(ModelBasedStrategy):
             )
         return model
 
-    def fit_ensemble(self, trials: list[Trial], rng: np.random.Generator) -> TrainedEnsemble:
-        """The surrogate: ``members`` noise-aware predictors, ``fit_steps`` minibatch steps."""
+    def fit_ensemble(
+        self,
+        archs: list[Arch],
+        values: np.ndarray,
+        rng: np.random.Generator,
+        floor_quantile: float = ACCURACY_FLOOR_QUANTILE,
+    ) -> TrainedEnsemble:
+        """``members`` noise-aware predictors fitted in ``fit_steps`` minibatch steps."""
         config = PredictorConfig(
             hidden=32,
             layers=2,
             batch_size=64,
             seed=int(rng.integers(2**31)),
-            floor_quantile=ACCURACY_FLOOR_QUANTILE,
+            floor_quantile=floor_quantile,
         )
-        archs = [t.arch for t in trials]
-        values = np.array([t.value for t in trials])
         sde = self.score_model_for_space().sde
         return train_ensemble(
             self.space,
@@ -147,32 +167,68 @@ class DiffusionNAGBO(ModelBasedStrategy):
         )
 
     def candidate_pool(
-        self, ensemble: TrainedEnsemble, history: History, rng: np.random.Generator
+        self, surrogate: Surrogate, history: History, rng: np.random.Generator
     ) -> list[Arch]:
         """Up to ``pool_size`` distinct unevaluated cells from the ``pool`` option's source."""
         pool = Batch(self, history, self.pool_size)
-        if self.pool == "diffusion":
-            for arch in self._generate(ensemble, rng):
+        if self.pool in ("diffusion", "hybrid"):
+            for arch in self._generate(surrogate.guidance, rng):
                 pool.offer(arch)
-            return pool.archs
+            if self.pool == "diffusion":
+                return pool.archs
         if self.pool != "random":
-            mutants = Batch(self, history, self.pool_size // (2 if self.pool == "mix" else 1))
+            mutants = Batch(self, history, self.pool_size // (1 if self.pool == "mutation" else 2))
             parents = [t.arch for t in history.top(self.num_parents)]
             self.fill_mutations(mutants, parents, rng, self.max_edits)
             for arch in mutants.archs:
                 pool.offer(arch)
-        if self.pool != "mutation":
+        if self.pool in ("random", "mix"):
             self.fill_random(pool, rng)
         return pool.archs
 
-    def _generate(self, ensemble: TrainedEnsemble, rng: np.random.Generator) -> list[Arch]:
-        """``pool_size`` samples of the score model guided by the ensemble mean; valid ones."""
+    def _generate(self, guidance: list[Objective], rng: np.random.Generator) -> list[Arch]:
+        """Valid ones of ``pool_size`` (``hybrid``: half) samples of the score model guided by
+        the surrogate's objectives."""
         model = self.score_model_for_space()
-        log_p = combined_log_prob([Objective(ensemble)])
+        log_p = combined_log_prob(guidance)
         score = guided(model.score_fn(), log_p, sigma_scaled(self.scale, model.sde.std))
         sampler = SamplerConfig(self.sampler, self.steps)
         seed = int(rng.integers(2**62))
-        return generate(model, self.pool_size, sampler, seed=seed, score=score).valid
+        samples = self.pool_size // (2 if self.pool == "hybrid" else 1)
+        return generate(model, samples, sampler, seed=seed, score=score).valid
+
+
+@dataclass(frozen=True)
+class Surrogate:
+    """What an ask needs from the fitted model: objectives that guide generation, and the
+    ``[B]`` predictive mean and std of clean cells that the acquisition ranks."""
+
+    ensemble: TrainedEnsemble
+    guidance: list[Objective]
+
+    def mean_std(self, archs: list[Arch]) -> tuple[torch.Tensor, torch.Tensor]:
+        return mean_std(torch.tensor(self.ensemble.member_predictions(archs)))
+
+
+@dataclass(frozen=True)
+class OptimisticEnsemble:
+    """Guides by ``mean + kappa * std`` of the members (standardised units): generation aims
+    where the surrogate is good or unsure, as the acquisition that ranks the pool does."""
+
+    ensemble: TrainedEnsemble
+    kappa: float
+
+    @property
+    def mean(self) -> float:
+        return self.ensemble.mean
+
+    @property
+    def scale(self) -> float:
+        return self.ensemble.scale
+
+    def standardised(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        outputs = self.ensemble.member_outputs(x, t)
+        return outputs.mean(0) + self.kappa * outputs.std(0, unbiased=False)
 
 
 class PoolAblation(DiffusionNAGBO):

@@ -52,6 +52,8 @@ class SearchJob:
     workers: int = 1
     executor: str = "local"
     ray_address: str | None = None
+    stop_value: float | None = None
+    """End the run once a trial reaches this value (benchmarks: the table optimum)."""
 
     @property
     def in_process(self) -> bool:
@@ -154,6 +156,7 @@ def run_with_outputs(
         workers=job.workers,
         executor=job.executor,
         ray_address=job.ray_address,
+        stop_value=job.stop_value,
     )
     plot_history(history, out.with_suffix(".png"), f"{strategy.name} on {job.benchmark}")
     return history

@@ -36,6 +36,7 @@ from diffusionnag.search.journal import atomic_write_json
 from diffusionnag.search.run import run_header, run_result
 from diffusionnag.spaces import get_space
 from diffusionnag.training import ScoreModel, load_score_model
+from diffusionnag.transfer.bo import TransferBO
 from diffusionnag.transfer.meta_train import load_meta_predictor
 from diffusionnag.transfer.reference import Placement, Reference, read_reference, shipped_reference
 from diffusionnag.transfer.strategy import TransferStrategy
@@ -51,6 +52,7 @@ SHIPPED_ALL_TABLES = "meta-nb201-tables"
 SHIPPED_IMAGES = "meta-nb201-fmnist-images"
 """Meta-trained on Fashion-MNIST tasks, conditioned on images: the default for ``task:``
 targets, which are trained under that meta-dataset's protocol."""
+TRANSFER_STRATEGIES = {"transfer": TransferStrategy, "transfer-bo": TransferBO}
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,18 @@ class TransferJob:
     reference: Path | None = None
     """Random cells trained on the target (``meta-dataset reference``); default: the shipped one
     for a ``task:`` target under its protocol, if any."""
+    stop_value: float | None = None
+    """End the run once a trial reaches this value (benchmarks: the table optimum)."""
+    strategy: str = "transfer"
+    """``transfer`` (rank generated cells by the meta-predictor) or ``transfer-bo``
+    (DiffusionNAG-BO warm-started by it, :mod:`diffusionnag.transfer.bo`)."""
+
+    def __post_init__(self) -> None:
+        if self.strategy not in TRANSFER_STRATEGIES:
+            raise ValueError(
+                f"unknown transfer strategy {self.strategy!r}; "
+                f"choose one of {', '.join(TRANSFER_STRATEGIES)}"
+            )
 
 
 def default_meta_predictor(benchmark: str, space: str) -> Path:
@@ -95,7 +109,7 @@ def default_meta_predictor(benchmark: str, space: str) -> Path:
 @dataclass(frozen=True)
 class TransferRun:
     history: History
-    strategy: TransferStrategy
+    strategy: TransferStrategy | TransferBO
     placement: Placement | None
     """Where the chosen cell's test accuracy falls among the reference's random cells."""
 
@@ -115,13 +129,14 @@ def run_transfer(job: TransferJob) -> TransferRun:
         budget=job.budget,
         out=job.out,
         resume=job.resume,
+        stop_value=job.stop_value,
     )
     evaluator = build_evaluator(search_job, space)
     known = load_pairs(job.support, space) if job.support else ([], [])
     folder = job.meta_predictor or default_meta_predictor(job.benchmark, job.space)
     predictor = load_meta_predictor(folder, "cpu")
     model = _score_model(job.score_model, job.space)
-    strategy = TransferStrategy(
+    strategy = TRANSFER_STRATEGIES[job.strategy](
         space,
         job.seed,
         predictor,
@@ -133,11 +148,13 @@ def run_transfer(job: TransferJob) -> TransferRun:
     )
     history = run_with_outputs(search_job, strategy, evaluator, space)
     result = run_result(history, run_header(strategy, evaluator, space, job.budget, 1))
+    prior = strategy.prior if isinstance(strategy, TransferBO) else strategy
     result["transfer"] = {
+        "strategy": job.strategy,
         "meta_predictor": str(folder),
         "trained_on": predictor.trained_on,
-        "candidates": len(strategy.pool()) if strategy.generated else None,
-        "generation": strategy.generation_rounds,
+        "candidates": len(prior.pool()) if prior.generated else None,
+        "generation": prior.generation_rounds,
     }
     placement = _place(history, reference)
     if placement is not None:

@@ -1,0 +1,140 @@
+"""Transfer-BO: DiffusionNAG-BO whose surrogate starts from the task-conditioned meta-predictor.
+
+Before ``num_init`` evaluations the proposals are the transfer strategy's (generated cells
+ranked by the meta-predictor conditioned on the target and on what is evaluated so far): the
+prior alone. From then on every ask is DiffusionNAG-BO's with a prior mean: the prior's clean
+predictions are mapped to the target's units by a least-squares line through the evaluated
+cells (slope clamped at zero, so a prior that ranks the target backwards falls back to a
+constant), and the ensemble is fitted to what that line leaves unexplained. Generation is
+guided by line + residual ensemble, the pool also holds the prior's unevaluated candidates,
+and the acquisition ranks ``line + ensemble mean`` with the ensemble's spread. As trials
+arrive the residual ensemble takes over wherever the prior is wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from diffusionnag.guidance import Objective
+from diffusionnag.predictors.meta import ConditionedPredictor, TrainedMetaPredictor
+from diffusionnag.predictors.objective import ACCURACY_FLOOR_QUANTILE
+from diffusionnag.search.acquisition import mean_std
+from diffusionnag.search.base import Seed
+from diffusionnag.search.diffusionnag_bo import DiffusionNAGBO, Surrogate
+from diffusionnag.search.history import History
+from diffusionnag.spaces.base import Arch, SearchSpace
+from diffusionnag.training import ScoreModel
+from diffusionnag.transfer.strategy import TransferStrategy
+
+
+@dataclass(frozen=True)
+class PriorSurrogate(Surrogate):
+    """``slope * prior + intercept`` plus the residual ensemble (its ``guidance`` already holds
+    both terms)."""
+
+    prior: ConditionedPredictor | None = None
+    slope: float = 0.0
+    intercept: float = 0.0
+
+    def mean_std(self, archs: list[Arch]) -> tuple[Tensor, Tensor]:
+        mean, std = mean_std(torch.tensor(self.ensemble.member_predictions(archs)))
+        assert self.prior is not None
+        line = self.slope * self.prior.predict(archs) + self.intercept
+        return mean + torch.tensor(line, dtype=mean.dtype), std
+
+
+class TransferBO(DiffusionNAGBO):
+    """DiffusionNAG-BO warm-started by a meta-predictor's prior (see the module docstring)."""
+
+    name = "transfer-bo"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: Seed = 0,
+        predictor: TrainedMetaPredictor | None = None,
+        model: ScoreModel | None = None,
+        task_images: list[Tensor] | None = None,
+        support: tuple[list[Arch], list[float]] = ([], []),
+        *,
+        meta_predictor: str = "",
+        num_init: int = 5,
+        candidates: int = 100,
+        round_samples: int = 1000,
+        encodings: int = 5,
+        **options: Any,
+    ) -> None:
+        super().__init__(space, seed, num_init=num_init, **options)
+        self.prior = TransferStrategy(
+            space,
+            seed,
+            predictor,
+            model,
+            task_images,
+            support,
+            meta_predictor=meta_predictor,
+            candidates=candidates,
+            round_samples=round_samples,
+            encodings=encodings,
+        )
+        self.predictor, self.model = self.prior.predictor, self.prior.score_model
+        self.meta_predictor = meta_predictor
+        self.candidates, self.round_samples, self.encodings = candidates, round_samples, encodings
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        own = ("meta_predictor", "candidates", "round_samples", "encodings")
+        return (*DiffusionNAGBO.option_names(), *own)
+
+    def options(self) -> dict[str, Any]:
+        prior = self.prior.options()
+        return {**super().options(), "trained_on": prior["trained_on"], "support": prior["support"]}
+
+    def score_model_for_space(self) -> ScoreModel:
+        return self.model
+
+    def propose(self, history: History, n: int, rng: np.random.Generator) -> list[Arch]:
+        if len(history) < self.num_init or not any(t.ok for t in history):
+            return self.prior.propose(history, n, rng)
+        return super().propose(history, n, rng)
+
+    def fit_surrogate(self, history: History, rng: np.random.Generator) -> Surrogate:
+        trials = [t for t in history if t.ok]
+        archs = [t.arch for t in trials]
+        values = np.array([t.value for t in trials])
+        values = np.maximum(values, np.quantile(values, ACCURACY_FLOOR_QUANTILE))
+        prior = self.prior.ranker(history, rng)
+        slope, intercept = _line(prior.predict(archs), values)
+        residuals = values - (slope * prior.predict(archs) + intercept)
+        ensemble = self.fit_ensemble(archs, residuals, rng, floor_quantile=0.0)
+        spread = float(values.std()) or 1.0
+        guidance = [
+            Objective(prior, weight=slope / spread),
+            Objective(ensemble, weight=ensemble.scale / spread),
+        ]
+        return PriorSurrogate(ensemble, guidance, prior, slope, intercept)
+
+    def candidate_pool(
+        self, surrogate: Surrogate, history: History, rng: np.random.Generator
+    ) -> list[Arch]:
+        pool = super().candidate_pool(surrogate, history, rng)
+        seen = {self.key(arch) for arch in pool}
+        for arch in self.prior.pool():
+            if not history.is_seen(arch) and self.key(arch) not in seen:
+                seen.add(self.key(arch))
+                pool.append(arch)
+        return pool
+
+
+def _line(prior: np.ndarray, values: np.ndarray) -> tuple[float, float]:
+    """Least-squares ``values ~ slope * prior + intercept`` with ``slope >= 0``."""
+    centred = prior - prior.mean()
+    denominator = float(centred @ centred)
+    slope = float(centred @ (values - values.mean())) / denominator if denominator > 0 else 0.0
+    slope = max(slope, 0.0)
+    return slope, float(values.mean() - slope * prior.mean())
