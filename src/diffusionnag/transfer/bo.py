@@ -23,8 +23,7 @@ from torch import Tensor
 from diffusionnag.guidance import Objective
 from diffusionnag.predictors.meta import ConditionedPredictor, TrainedMetaPredictor
 from diffusionnag.predictors.objective import ACCURACY_FLOOR_QUANTILE
-from diffusionnag.search.acquisition import mean_std
-from diffusionnag.search.base import Seed
+from diffusionnag.search.base import Batch, Seed
 from diffusionnag.search.diffusionnag_bo import DiffusionNAGBO, Surrogate
 from diffusionnag.search.history import History
 from diffusionnag.spaces.base import Arch, SearchSpace
@@ -32,18 +31,17 @@ from diffusionnag.training import ScoreModel
 from diffusionnag.transfer.strategy import TransferStrategy
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PriorSurrogate(Surrogate):
     """``slope * prior + intercept`` plus the residual ensemble (its ``guidance`` already holds
     both terms)."""
 
-    prior: ConditionedPredictor | None = None
-    slope: float = 0.0
-    intercept: float = 0.0
+    prior: ConditionedPredictor
+    slope: float
+    intercept: float
 
     def mean_std(self, archs: list[Arch]) -> tuple[Tensor, Tensor]:
-        mean, std = mean_std(torch.tensor(self.ensemble.member_predictions(archs)))
-        assert self.prior is not None
+        mean, std = super().mean_std(archs)
         line = self.slope * self.prior.predict(archs) + self.intercept
         return mean + torch.tensor(line, dtype=mean.dtype), std
 
@@ -109,26 +107,25 @@ class TransferBO(DiffusionNAGBO):
         values = np.array([t.value for t in trials])
         values = np.maximum(values, np.quantile(values, ACCURACY_FLOOR_QUANTILE))
         prior = self.prior.ranker(history, rng)
-        slope, intercept = _line(prior.predict(archs), values)
-        residuals = values - (slope * prior.predict(archs) + intercept)
+        predicted = prior.predict(archs)
+        slope, intercept = _line(predicted, values)
+        residuals = values - (slope * predicted + intercept)
         ensemble = self.fit_ensemble(archs, residuals, rng, floor_quantile=0.0)
         spread = float(values.std()) or 1.0
         guidance = [
             Objective(prior, weight=slope / spread),
             Objective(ensemble, weight=ensemble.scale / spread),
         ]
-        return PriorSurrogate(ensemble, guidance, prior, slope, intercept)
+        return PriorSurrogate(ensemble, guidance, prior=prior, slope=slope, intercept=intercept)
 
     def candidate_pool(
         self, surrogate: Surrogate, history: History, rng: np.random.Generator
     ) -> list[Arch]:
-        pool = super().candidate_pool(surrogate, history, rng)
-        seen = {self.key(arch) for arch in pool}
-        for arch in self.prior.pool():
-            if not history.is_seen(arch) and self.key(arch) not in seen:
-                seen.add(self.key(arch))
-                pool.append(arch)
-        return pool
+        generated, prior = super().candidate_pool(surrogate, history, rng), self.prior.pool()
+        pool = Batch(self, history, len(generated) + len(prior))
+        for arch in (*generated, *prior):
+            pool.offer(arch)
+        return pool.archs
 
 
 def _line(prior: np.ndarray, values: np.ndarray) -> tuple[float, float]:
