@@ -79,8 +79,8 @@ def ask_seconds(
     fit = getattr(strategy, "fit_surrogate", None)
     if fit is not None:
         seconds = timed(lambda: fit(history, np.random.default_rng(0)), repeats)
-        ensemble = fit(history, np.random.default_rng(0)).ensemble
-        correlations = rank_correlations(ensemble.predict(test[0]), test[1])
+        mean, _ = fit(history, np.random.default_rng(0)).mean_std(test[0])
+        correlations = rank_correlations(mean.numpy(), test[1])
         row["seconds_fit"] = round(seconds, 3)
         row["held_out"] = {name: round(value, 4) for name, value in correlations.items()}
     return row

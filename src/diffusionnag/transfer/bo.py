@@ -33,8 +33,8 @@ from diffusionnag.transfer.strategy import TransferStrategy
 
 @dataclass(frozen=True, kw_only=True)
 class PriorSurrogate(Surrogate):
-    """``slope * prior + intercept`` plus the residual ensemble (its ``guidance`` already holds
-    both terms)."""
+    """``slope * prior + intercept`` plus the ranking of the residuals (its ``guidance``
+    already holds both terms)."""
 
     prior: ConditionedPredictor
     slope: float
@@ -116,7 +116,8 @@ class TransferBO(DiffusionNAGBO):
             Objective(prior, weight=slope / spread),
             Objective(ensemble, weight=ensemble.scale / spread),
         ]
-        return PriorSurrogate(ensemble, guidance, prior=prior, slope=slope, intercept=intercept)
+        ranking = self.fit_ranking(archs, residuals, rng, ensemble)
+        return PriorSurrogate(guidance, ranking, prior=prior, slope=slope, intercept=intercept)
 
     def candidate_pool(
         self, surrogate: Surrogate, history: History, rng: np.random.Generator
