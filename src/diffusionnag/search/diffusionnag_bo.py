@@ -131,16 +131,20 @@ class DiffusionNAGBO(ModelBasedStrategy):
             batch.offer(pool[index])
 
     def fit_surrogate(self, history: History, rng: np.random.Generator) -> Surrogate:
-        """The ensemble on the history's values, guiding by its mean or optimistic bound."""
+        """The noise-aware ensemble on the history's values where something needs it (guiding a
+        generated pool by its mean or optimistic bound, or ``ranker=noise-aware``), and the
+        ranking of the pool."""
         trials = [t for t in history if t.ok]
         values = np.array([t.value for t in trials])
         archs = [t.arch for t in trials]
         guided_pool = self.pool in GUIDED_POOLS
-        if not guided_pool and self.ranker == "clean":  # nothing needs the noise-aware members
-            return Surrogate([], self.fit_ranking(archs, values, rng, None))
-        ensemble = self.fit_ensemble(archs, values, rng)
-        guide = ensemble if self.guide == "mean" else OptimisticEnsemble(ensemble, self.kappa)
-        guidance = [Objective(guide)] if guided_pool else []
+        ensemble = None
+        guidance: list[Objective] = []
+        if guided_pool or self.ranker == "noise-aware":
+            ensemble = self.fit_ensemble(archs, values, rng)
+        if guided_pool and ensemble is not None:
+            guide = ensemble if self.guide == "mean" else OptimisticEnsemble(ensemble, self.kappa)
+            guidance = [Objective(guide)]
         return Surrogate(guidance, self.fit_ranking(archs, values, rng, ensemble))
 
     def fit_ranking(
