@@ -3,9 +3,10 @@
 BANANAS (White et al., 2021) found a path encoding better than one-hot cells for its MLP
 ensemble. Here a cell's features are the counts of its live input-to-output paths by operation
 sequence (a path through ``none`` carries nothing and is dropped): 4 + 16 + 64 = 84 counts for
-the four paths of the cell (edges 0->3, 0->1->3, 0->2->3, 0->1->2->3). ``--features
-onehot+path`` concatenates them with the one-hot cell. Only the ranker's features change, for
-this process; everything else is ``bench_search_options.py`` (same arguments). Usage:
+the cell's four paths 0->3, 0->1->3, 0->2->3 and 0->1->2->3 (derived from its edges).
+``--features onehot+path`` concatenates them with the one-hot cell. Only the ranker's features
+change, for this process; everything else is ``bench_search_options.py`` (same arguments).
+Usage:
 
     .venv/bin/python benchmarks/bench_ranker_paths.py --features path diffusionnag-bo \\
         --seeds 10 --datasets ImageNet16-120
@@ -24,18 +25,31 @@ import torch
 import diffusionnag.search.diffusionnag_bo as diffusionnag_bo
 from diffusionnag.search.ensemble import features as one_hot_features
 from diffusionnag.spaces.base import Arch, SearchSpace
-from diffusionnag.spaces.nb201 import EDGES, OPERATIONS
+from diffusionnag.spaces.nb201 import CELL_NODES, EDGES, OPERATIONS
 
 NONE = OPERATIONS.index("none")
-PATHS = tuple(
-    tuple(EDGES.index(edge) for edge in itertools.pairwise(nodes))
-    for nodes in ((0, 3), (0, 1, 3), (0, 2, 3), (0, 1, 2, 3))
-)
+
+
+def _edge_paths(node: int, target: int) -> list[tuple[int, ...]]:
+    """Every path ``node -> ... -> target`` of the cell DAG, as edge indices into ``EDGES``."""
+    if node == target:
+        return [()]
+    return [
+        (k, *rest)
+        for k, (src, dst) in enumerate(EDGES)
+        if src == node
+        for rest in _edge_paths(dst, target)
+    ]
+
+
+PATHS = tuple(_edge_paths(0, CELL_NODES - 1))
 LIVE_OPS = tuple(op for op in range(len(OPERATIONS)) if op != NONE)
 SEQUENCE_INDEX = {
     sequence: index
     for index, sequence in enumerate(
-        sequence for length in (1, 2, 3) for sequence in itertools.product(LIVE_OPS, repeat=length)
+        sequence
+        for length in sorted({len(path) for path in PATHS})
+        for sequence in itertools.product(LIVE_OPS, repeat=length)
     )
 }
 
