@@ -23,11 +23,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from diffusionnag.benchmarks.nb201_table import NB201Table
-from diffusionnag.benchmarks.shared_data import default_table_path
 from diffusionnag.cli.search import parse_options
+from diffusionnag.evaluators.nb201_table import NB201Table
+from diffusionnag.evaluators.shared_data import default_table_path
 from diffusionnag.metrics import rank_correlations
-from diffusionnag.search import History, SearchStrategy, get_strategy
+from diffusionnag.search.base import SearchStrategy
+from diffusionnag.search.history import History
+from diffusionnag.search.strategies import get_strategy
 from diffusionnag.spaces import Arch, get_space
 
 HELD_OUT = 1000

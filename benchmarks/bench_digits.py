@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffusionnag.benchmarks.datasets import load_digits
-from diffusionnag.benchmarks.training import TrainConfig, TrainingEvaluator
+from diffusionnag.evaluators.datasets import load_digits
+from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator
 from diffusionnag.search.job import SearchJob, run_job
 from diffusionnag.spaces import Arch
 

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from diffusionnag.diffusion.model import build_score_model, default_train_config
 from diffusionnag.predictors.meta import MetaPredictorConfig
 from diffusionnag.spaces import get_space
-from diffusionnag.training import build_score_model, default_train_config
 from diffusionnag.transfer.meta_train import (
     CONFIG_FILE,
     evaluate_on_tasks,

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
+from diffusionnag.diffusion.model import ScoreTrainConfig, train_score_model, training_architectures
 from diffusionnag.generate import SamplerConfig, generate
 from diffusionnag.metrics import expected_uniqueness_uniform, generation_metrics
-from diffusionnag.training import ScoreTrainConfig, train_score_model, training_architectures
 
 SAMPLERS = [("pc", 100), ("pc", 50), ("em", 100), ("em", 50), ("ode", 20), ("ode", 10)]
 

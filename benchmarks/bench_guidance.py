@@ -20,8 +20,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from diffusionnag.benchmarks.nb201_table import DATASETS, NB201Table
-from diffusionnag.benchmarks.shared_data import default_table_path
+from diffusionnag.diffusion.model import load_score_model
+from diffusionnag.evaluators.nb201_table import DATASETS, NB201Table
+from diffusionnag.evaluators.shared_data import default_table_path
 from diffusionnag.generate import SamplerConfig, generate
 from diffusionnag.guidance import (
     Budget,
@@ -36,7 +37,6 @@ from diffusionnag.predictors.objective import (
     PredictorConfig,
     train_predictor,
 )
-from diffusionnag.training import load_score_model
 
 
 def summarise(archs, table, dataset, ranker, top5, top1) -> dict:

@@ -26,17 +26,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from diffusionnag.generate import SamplerConfig, generate
-from diffusionnag.guidance import Budget, combined_log_prob, guided, sigma_scaled
-from diffusionnag.metrics import generation_metrics
-from diffusionnag.predictors.data import cost_pairs
-from diffusionnag.predictors.objective import PredictorConfig, train_predictor
-from diffusionnag.training import (
+from diffusionnag.diffusion.model import (
     default_train_config,
     load_score_model,
     train_score_model,
     training_architectures,
 )
+from diffusionnag.generate import SamplerConfig, generate
+from diffusionnag.guidance import Budget, combined_log_prob, guided, sigma_scaled
+from diffusionnag.metrics import generation_metrics
+from diffusionnag.predictors.data import cost_pairs
+from diffusionnag.predictors.objective import PredictorConfig, train_predictor
 
 SAMPLERS = [("pc", 100), ("em", 50), ("em", 200), ("ode", 20), ("ode", 50)]
 SAMPLE_SEEDS = (1, 2, 3)

@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffusionnag.benchmarks.datasets import load_digits
-from diffusionnag.benchmarks.training import TrainConfig, TrainingEvaluator
+from diffusionnag.diffusion.model import load_score_model
+from diffusionnag.evaluators.datasets import load_digits
+from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator
 from diffusionnag.generate import SamplerConfig, generate
 from diffusionnag.guidance import Budget, Objective, combined_log_prob, guided, sigma_scaled
 from diffusionnag.metrics import rank_correlations
@@ -38,7 +39,6 @@ from diffusionnag.predictors.objective import (
     PredictorConfig,
     train_predictor,
 )
-from diffusionnag.training import load_score_model
 
 
 def real_accuracies(evaluator: TrainingEvaluator, archs) -> np.ndarray:

@@ -25,10 +25,10 @@ import numpy as np
 import optuna
 import torch
 
-from diffusionnag.benchmarks.nb201_table import NB201Table
-from diffusionnag.benchmarks.shared_data import default_table_path
+from diffusionnag.evaluators.nb201_table import NB201Table
+from diffusionnag.evaluators.shared_data import default_table_path
 from diffusionnag.integrations.optuna import DiffusionNAGSampler, arch_params, suggest_arch
-from diffusionnag.search.journal import atomic_write_json, atomic_write_text
+from diffusionnag.io import atomic_write_json, atomic_write_text
 
 SAMPLERS = ("diffusionnag", "tpe", "gp")
 DATASETS = ("cifar10", "cifar100")

@@ -18,11 +18,12 @@ import json
 import numpy as np
 import torch
 
-from diffusionnag.benchmarks.nb201_table import NB201Table
-from diffusionnag.benchmarks.shared_data import default_table_path
+from diffusionnag.evaluators.nb201_table import NB201Table
+from diffusionnag.evaluators.shared_data import default_table_path
 from diffusionnag.metrics import rank_correlations
-from diffusionnag.search import History, get_strategy
-from diffusionnag.search.acquisition import expected_improvement
+from diffusionnag.search.history import History
+from diffusionnag.search.strategies import get_strategy
+from diffusionnag.search.strategies.acquisition import expected_improvement
 from diffusionnag.spaces import get_space
 
 

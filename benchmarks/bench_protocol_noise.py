@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffusionnag.benchmarks.tasks import TaskSpec, load_task
-from diffusionnag.benchmarks.training import TrainConfig, TrainingEvaluator
+from diffusionnag.evaluators.tasks import TaskSpec, load_task
+from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator
 from diffusionnag.spaces import get_space
 from diffusionnag.transfer.reference import read_reference
 

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 import bench_search_options
 import torch
 
-import diffusionnag.search.diffusionnag_bo as diffusionnag_bo
-from diffusionnag.search.ensemble import features as one_hot_features
+import diffusionnag.search.strategies.diffusionnag_bo as diffusionnag_bo
+from diffusionnag.search.strategies.ensemble import features as one_hot_features
 from diffusionnag.spaces.base import Arch, SearchSpace
 from diffusionnag.spaces.nb201 import CELL_NODES, EDGES, OPERATIONS
 

@@ -16,11 +16,11 @@ import time
 import numpy as np
 import torch
 
-from diffusionnag.benchmarks.nb201_table import NB201Table, TableEvaluator
-from diffusionnag.benchmarks.shared_data import default_table_path
 from diffusionnag.cli.search import parse_options
-from diffusionnag.search import get_strategy
+from diffusionnag.evaluators.nb201_table import NB201Table, TableEvaluator
+from diffusionnag.evaluators.shared_data import default_table_path
 from diffusionnag.search.run import run_search
+from diffusionnag.search.strategies import get_strategy
 from diffusionnag.spaces import get_space
 
 NOT_REACHED = 999

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from diffusionnag.benchmarks.tasks import TaskSpec
-from diffusionnag.benchmarks.training import TrainConfig
+from diffusionnag.evaluators.tasks import TaskSpec
+from diffusionnag.evaluators.training import TrainConfig
+from diffusionnag.io import atomic_write_json
 from diffusionnag.metrics import rank_correlations
-from diffusionnag.search.journal import atomic_write_json
 from diffusionnag.transfer.builder import RowJob, train_row
 
 CLASS_BANDS = (2, 4, 7, 11)  # 2-3, 4-6, 7-10 classes

@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffusionnag.benchmarks.nb201_table import DATASETS, NB201Table, TableEvaluator
-from diffusionnag.benchmarks.shared_data import default_table_path
+from diffusionnag.evaluators.nb201_table import DATASETS, NB201Table, TableEvaluator
+from diffusionnag.evaluators.shared_data import default_table_path
 from diffusionnag.metrics import rank_correlations
-from diffusionnag.search import get_strategy
 from diffusionnag.search.run import run_search
+from diffusionnag.search.strategies import get_strategy
 from diffusionnag.spaces.nb201 import NB201Space
 from diffusionnag.transfer.pipeline import TransferJob, run_transfer
 

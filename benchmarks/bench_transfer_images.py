@@ -47,11 +47,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffusionnag.benchmarks.tasks import TaskSampler, TaskSpec, task_images
-from diffusionnag.benchmarks.training import TrainConfig
+from diffusionnag.evaluators.tasks import TaskSampler, TaskSpec, task_images
+from diffusionnag.evaluators.training import TrainConfig
+from diffusionnag.io import atomic_write_json
 from diffusionnag.pretrained import default_score_model
 from diffusionnag.search.history import History, Trial
-from diffusionnag.search.journal import atomic_write_json
 from diffusionnag.spaces import get_space
 from diffusionnag.transfer.builder import BuildConfig, RowJob, build_meta_dataset, train_rows
 from diffusionnag.transfer.meta_train import load_meta_predictor

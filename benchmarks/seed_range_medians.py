@@ -13,7 +13,7 @@ import json
 import math
 from pathlib import Path
 
-from diffusionnag.search.summary import median_count
+from diffusionnag.harness.summary import median_count
 
 
 def main() -> None:

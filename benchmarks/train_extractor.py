@@ -17,7 +17,7 @@ import hashlib
 import time
 from pathlib import Path
 
-from diffusionnag.benchmarks.tasks import SOURCE_SPLIT_SEED, source_dataset
+from diffusionnag.evaluators.tasks import SOURCE_SPLIT_SEED, source_dataset
 from diffusionnag.predictors.extractor import (
     ASSET,
     PretrainConfig,

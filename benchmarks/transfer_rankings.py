@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffusionnag.benchmarks.nb201_table import DATASETS, NB201Table
-from diffusionnag.benchmarks.shared_data import default_table_path
+from diffusionnag.evaluators.nb201_table import DATASETS, NB201Table
+from diffusionnag.evaluators.shared_data import default_table_path
 from diffusionnag.spaces.nb201 import NB201Space
 from diffusionnag.transfer.meta_train import load_meta_predictor
 from diffusionnag.transfer.pipeline import ASSETS, SHIPPED_META

@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 import torch
 
-from diffusionnag.benchmarks.nb201_table import (
+from diffusionnag.evaluators.nb201_table import (
     ACCURACY_COLUMNS,
     ARCH_COLUMN,
     DATASETS,
     KEY_COLUMN,
     NB201Table,
 )
-from diffusionnag.benchmarks.shared_data import TABLE_ENV_VAR, default_table_path
+from diffusionnag.evaluators.shared_data import TABLE_ENV_VAR, default_table_path
 from diffusionnag.spaces.nb201 import NB201Space
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -10,8 +10,8 @@ import os
 import time
 from pathlib import Path
 
-from diffusionnag.benchmarks.base import EvalResult, Evaluator
-from diffusionnag.benchmarks.nb201_table import NB201Table, TableEvaluator
+from diffusionnag.evaluators.base import EvalResult, Evaluator
+from diffusionnag.evaluators.nb201_table import NB201Table, TableEvaluator
 from diffusionnag.spaces.base import Arch
 
 

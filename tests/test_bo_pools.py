@@ -7,12 +7,17 @@ import pytest
 import torch
 from strategy_options import FAST_OPTIONS
 
-from diffusionnag.benchmarks.nb201_table import NB201Table
+from diffusionnag.evaluators.nb201_table import NB201Table
 from diffusionnag.metrics import rank_correlations
 from diffusionnag.predictors import objective
 from diffusionnag.predictors.objective import PredictorConfig, train_ensemble
-from diffusionnag.search import History, get_strategy
-from diffusionnag.search.diffusionnag_bo import CleanRanking, DiffusionNAGBO, EnsembleRanking
+from diffusionnag.search.history import History
+from diffusionnag.search.strategies import get_strategy
+from diffusionnag.search.strategies.diffusionnag_bo import (
+    CleanRanking,
+    DiffusionNAGBO,
+    EnsembleRanking,
+)
 from diffusionnag.spaces.base import Arch
 from diffusionnag.spaces.nb201 import NB201Space
 

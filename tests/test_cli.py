@@ -12,15 +12,15 @@ import pytest
 import torch
 
 from diffusionnag.cli import build_parser, main, train_config_from_args
-from diffusionnag.diffusion.score_net import ScoreNetConfig
-from diffusionnag.spaces.nb201 import NB201Space
-from diffusionnag.training import (
+from diffusionnag.diffusion.model import (
     CONFIG_FILE,
     MODEL_FILE,
     ScoreTrainConfig,
     build_score_model,
     default_train_config,
 )
+from diffusionnag.diffusion.score_net import ScoreNetConfig
+from diffusionnag.spaces.nb201 import NB201Space
 
 TINY_TRAIN = [
     "--steps", "20", "--batch-size", "32", "--hidden", "16", "--layers", "1", "--heads", "2",

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from diffusionnag.benchmarks.datasets import (
+from diffusionnag.evaluators.datasets import (
     load_cifar,
     load_dataset,
     load_digits,

@@ -16,11 +16,12 @@ import pytest
 from conftest import write_fake_table
 from execution_evaluators import ReportingEvaluator, attempt_pids
 
-from diffusionnag.benchmarks.nb201_table import NB201Table, TableEvaluator
 from diffusionnag.cli import main
+from diffusionnag.evaluators.nb201_table import NB201Table, TableEvaluator
 from diffusionnag.execution import InProcessExecutor, WorkerLost, in_order, make_executor
-from diffusionnag.search import History, get_strategy
+from diffusionnag.search.history import History
 from diffusionnag.search.run import run_search
+from diffusionnag.search.strategies import get_strategy
 from diffusionnag.spaces.nb201 import NB201Space
 
 TIMING_FIELDS = ("strategy_seconds", "eval_seconds")

@@ -15,8 +15,8 @@ from conftest import write_fake_table
 from execution_evaluators import ReportingEvaluator
 from test_execution import BATCH, BUDGET, _kill_first_attempt, search, trial_lines
 
-from diffusionnag.benchmarks.nb201_table import NB201Table, TableEvaluator
-from diffusionnag.search.harness import run_benchmark
+from diffusionnag.evaluators.nb201_table import NB201Table, TableEvaluator
+from diffusionnag.harness.harness import run_benchmark
 
 ray = __import__("ray") if os.environ.get("CI") == "true" else pytest.importorskip("ray")
 TESTS = Path(__file__).resolve().parent

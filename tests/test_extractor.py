@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from diffusionnag.benchmarks.datasets import FASHION_MNIST_DIR
 from diffusionnag.diffusion.sde import build_sde
+from diffusionnag.evaluators.datasets import FASHION_MNIST_DIR
 from diffusionnag.predictors import extractor as extractors
 from diffusionnag.predictors.extractor import (
     ASSET,
@@ -85,7 +85,7 @@ def test_shipped_extractor_separates_unseen_fashion_mnist_classes_better_than_ra
         if os.environ.get("CI", "").strip().lower() == "true":
             pytest.fail(message)
         pytest.skip(message)
-    from diffusionnag.benchmarks.tasks import source_dataset
+    from diffusionnag.evaluators.tasks import source_dataset
 
     valid = source_dataset("fashion-mnist").valid
     images, labels = valid.images[:2000], valid.labels[:2000]

@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from diffusionnag.diffusion.score_net import ScoreNetConfig
-from diffusionnag.diffusion.sde import SDE
-from diffusionnag.generate import SAMPLER_NAMES, SamplerConfig, generate
-from diffusionnag.spaces import Arch
-from diffusionnag.training import (
+from diffusionnag.diffusion.model import (
     ScoreModel,
     ScoreTrainConfig,
     build_score_model,
     train_score_model,
 )
+from diffusionnag.diffusion.score_net import ScoreNetConfig
+from diffusionnag.diffusion.sde import SDE
+from diffusionnag.generate import SAMPLER_NAMES, SamplerConfig, generate
+from diffusionnag.spaces import Arch
 
 TINY = ScoreTrainConfig(
     network=ScoreNetConfig(hidden=16, layers=1, heads=2), steps=20, batch_size=32, lr=5e-2

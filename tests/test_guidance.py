@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from diffusionnag.diffusion.model import ScoreModel, ScoreTrainConfig, train_score_model
 from diffusionnag.diffusion.score_net import ScoreNetConfig
 from diffusionnag.diffusion.sde import VESDE
 from diffusionnag.generate import SamplerConfig, generate
@@ -25,7 +26,6 @@ from diffusionnag.predictors.data import cost_pairs
 from diffusionnag.predictors.objective import PredictorConfig, TrainedPredictor, train_predictor
 from diffusionnag.spaces import Arch
 from diffusionnag.spaces.nb201 import OPERATIONS, NB201Space
-from diffusionnag.training import ScoreModel, ScoreTrainConfig, train_score_model
 
 SPACE = NB201Space()
 CONV3 = OPERATIONS.index("nor_conv_3x3")

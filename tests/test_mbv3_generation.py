@@ -7,6 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+from diffusionnag.diffusion.model import (
+    ScoreModel,
+    ScoreTrainConfig,
+    build_score_model,
+    default_train_config,
+    train_score_model,
+)
 from diffusionnag.diffusion.score_net import ScoreNetConfig, ScoreNetwork, row_log_likelihoods
 from diffusionnag.generate import SamplerConfig, generate
 from diffusionnag.guidance import Budget, combined_log_prob, guided, sigma_scaled
@@ -14,13 +21,6 @@ from diffusionnag.predictors.data import cost_pairs
 from diffusionnag.predictors.objective import PredictorConfig, TrainedPredictor, train_predictor
 from diffusionnag.spaces import Arch
 from diffusionnag.spaces.mbv3 import MBV3Space
-from diffusionnag.training import (
-    ScoreModel,
-    ScoreTrainConfig,
-    build_score_model,
-    default_train_config,
-    train_score_model,
-)
 
 SPACE = MBV3Space()
 # The recommended mbv3 network options at toy size: about two thirds of the samples are valid.

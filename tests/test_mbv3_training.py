@@ -10,14 +10,14 @@ import pytest
 import torch
 from strategy_options import FAST_OPTIONS
 
-from diffusionnag.benchmarks.base import EvalResult, Evaluator
-from diffusionnag.benchmarks.datasets import ImageDataset, Split, load_digits, upscale
-from diffusionnag.benchmarks.training import TrainConfig, TrainingEvaluator
+from diffusionnag.evaluators.base import EvalResult, Evaluator
+from diffusionnag.evaluators.datasets import ImageDataset, Split, load_digits, upscale
+from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator
 from diffusionnag.nn.costs import count_flops, count_parameters
 from diffusionnag.predictors.data import load_pairs
-from diffusionnag.search import get_strategy
 from diffusionnag.search.job import SearchJob, build_evaluator
 from diffusionnag.search.run import run_search
+from diffusionnag.search.strategies import get_strategy
 from diffusionnag.spaces import Arch, get_space
 
 SPACE = get_space("mbv3")

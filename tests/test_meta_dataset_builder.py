@@ -16,9 +16,9 @@ import pytest
 import torch
 from test_tasks import write_idx_folder
 
-from diffusionnag.benchmarks.tasks import TaskSpec
 from diffusionnag.cli import main
 from diffusionnag.diffusion.sde import build_sde
+from diffusionnag.evaluators.tasks import TaskSpec
 from diffusionnag.predictors.meta import MetaPredictorConfig
 from diffusionnag.predictors.task_encoders import TaskData
 from diffusionnag.spaces import get_space

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 from conftest import write_fake_table
 
-from diffusionnag.benchmarks.base import Evaluator
-from diffusionnag.benchmarks.nb201_table import (
+from diffusionnag.evaluators.base import Evaluator
+from diffusionnag.evaluators.nb201_table import (
     ACCURACY_COLUMNS,
     DATASETS,
     NB201Table,
     TableEvaluator,
     resolve_dataset,
 )
-from diffusionnag.benchmarks.shared_data import TABLE_ENV_VAR, default_table_path
+from diffusionnag.evaluators.shared_data import TABLE_ENV_VAR, default_table_path
 from diffusionnag.spaces.base import Arch
 from diffusionnag.spaces.nb201 import NB201Space
 

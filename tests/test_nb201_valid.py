@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diffusionnag.benchmarks import nb201_valid
-from diffusionnag.benchmarks.nb201_valid import ValidationEvaluator, load_valid_table, package_key
+from diffusionnag.evaluators import nb201_valid
+from diffusionnag.evaluators.nb201_valid import ValidationEvaluator, load_valid_table, package_key
 from diffusionnag.spaces.base import Arch
 from diffusionnag.spaces.nb201 import NB201Space
 

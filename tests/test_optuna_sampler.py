@@ -14,7 +14,7 @@ import optuna
 import pytest
 from strategy_options import FAST_OPTIONS
 
-from diffusionnag.benchmarks.base import EvalResult
+from diffusionnag.evaluators.base import EvalResult
 from diffusionnag.integrations.optuna import (
     CLAIM_ATTR,
     DiffusionNAGSampler,
@@ -22,8 +22,8 @@ from diffusionnag.integrations.optuna import (
     suggest_arch,
 )
 from diffusionnag.integrations.optuna_space import ABSENT
-from diffusionnag.search.diffusionnag_bo import DiffusionNAGBO
 from diffusionnag.search.history import History
+from diffusionnag.search.strategies.diffusionnag_bo import DiffusionNAGBO
 from diffusionnag.spaces.base import Arch
 from diffusionnag.spaces.mbv3 import MBV3Space
 from diffusionnag.spaces.nb201 import NB201Space

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from diffusionnag.diffusion.model import default_train_config, read_config
 from diffusionnag.generate import SamplerConfig, generate
 from diffusionnag.pretrained import SHIPPED, cache_dir, default_score_model
-from diffusionnag.training import default_train_config, read_config
 
 
 @pytest.mark.parametrize("space", ["nb201", "mbv3"])

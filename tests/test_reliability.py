@@ -21,12 +21,12 @@ import pytest
 import torch
 from conftest import write_fake_table
 
-from diffusionnag.benchmarks.datasets import read_cifar_batch
 from diffusionnag.cli import main
+from diffusionnag.diffusion.model import CONFIG_FILE, MODEL_FILE, STATE_FILE
 from diffusionnag.diffusion.sde import build_sde
+from diffusionnag.evaluators.datasets import read_cifar_batch
 from diffusionnag.predictors.objective import PredictorConfig, save_predictor, train_predictor
 from diffusionnag.spaces import get_space
-from diffusionnag.training import CONFIG_FILE, MODEL_FILE, STATE_FILE
 
 TINY_TRAIN = [
     "--steps", "4", "--batch-size", "8", "--hidden", "16", "--layers", "1", "--heads", "2",

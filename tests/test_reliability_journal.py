@@ -10,21 +10,21 @@ from pathlib import Path
 import pytest
 from conftest import write_fake_table
 
-from diffusionnag.benchmarks.datasets import load_digits
-from diffusionnag.benchmarks.nb201_table import NB201Table, TableEvaluator
-from diffusionnag.benchmarks.training import TrainConfig, TrainingEvaluator
 from diffusionnag.cli import main
+from diffusionnag.evaluators.datasets import load_digits
+from diffusionnag.evaluators.nb201_table import NB201Table, TableEvaluator
+from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator
 from diffusionnag.execution import InProcessExecutor, LocalPoolExecutor
+from diffusionnag.harness.harness import run_benchmark
+from diffusionnag.io import atomic_write
 from diffusionnag.predictors.data import load_pairs
 from diffusionnag.pretrained import SHIPPED
-from diffusionnag.search import get_strategy
-from diffusionnag.search.harness import run_benchmark
 from diffusionnag.search.history import History
 from diffusionnag.search.job import plot_history
 from diffusionnag.search.journal import open_journal
 from diffusionnag.search.run import run_header, run_search
+from diffusionnag.search.strategies import get_strategy
 from diffusionnag.spaces.nb201 import NB201Space
-from diffusionnag.training import atomic_write
 
 SPACE = NB201Space()
 

@@ -24,7 +24,7 @@ from conftest import write_fake_table
 from strategy_options import FAST_OPTIONS
 
 from diffusionnag.cli import main
-from diffusionnag.search.harness import run_benchmark
+from diffusionnag.harness.harness import run_benchmark
 
 MARKER = "DIFFUSIONNAG_TEST_MARKER"
 CLI = "import sys; from diffusionnag.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -40,7 +40,7 @@ BENCHMARK = {
 PARENT = textwrap.dedent(
     """
     import json, sys
-    from diffusionnag.search.harness import run_benchmark
+    from diffusionnag.harness.harness import run_benchmark
 
     if __name__ == "__main__":
         settings = json.loads(sys.argv[1])

@@ -11,20 +11,20 @@ import pytest
 import torch
 
 from diffusionnag.diffusion.losses import dsm_loss
-from diffusionnag.diffusion.score_net import ScoreNetConfig
-from diffusionnag.training import (
+from diffusionnag.diffusion.model import (
     CONFIG_FILE,
     MODEL_FILE,
     STATE_FILE,
     ScoreModel,
     ScoreTrainConfig,
-    atomic_write,
     build_score_model,
     load_score_model,
     read_config,
     train_score_model,
     training_architectures,
 )
+from diffusionnag.diffusion.score_net import ScoreNetConfig
+from diffusionnag.io import atomic_write
 
 TINY = ScoreTrainConfig(
     network=ScoreNetConfig(hidden=16, layers=1, heads=2),

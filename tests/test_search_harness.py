@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diffusionnag.benchmarks.nb201_table import NB201Table
-from diffusionnag.search.harness import expected_best_of_random, run_benchmark
-from diffusionnag.search.summary import evals_to_reach, median_count
+from diffusionnag.evaluators.nb201_table import NB201Table
+from diffusionnag.harness.harness import expected_best_of_random, run_benchmark
+from diffusionnag.harness.summary import evals_to_reach, median_count
 
 
 def test_expected_best_of_random_matches_enumeration() -> None:
@@ -92,7 +92,7 @@ def test_a_lost_benchmark_worker_is_one_error_line_that_says_resume() -> None:
     from concurrent.futures import Future
 
     from diffusionnag.execution import WorkerLost
-    from diffusionnag.search.harness import RunSpec, _result_of
+    from diffusionnag.harness.harness import RunSpec, _result_of
 
     lost: Future = Future()
     lost.set_exception(WorkerLost("process 123 ended"))

@@ -9,13 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diffusionnag.benchmarks import nb201_valid
-from diffusionnag.benchmarks.nb201_table import NB201Table
-from diffusionnag.benchmarks.nb201_valid import package_key
 from diffusionnag.cli import main
-from diffusionnag.search.harness import run_benchmark
-from diffusionnag.search.history import History, Trial
-from diffusionnag.search.protocols import (
+from diffusionnag.evaluators import nb201_valid
+from diffusionnag.evaluators.nb201_table import NB201Table
+from diffusionnag.evaluators.nb201_valid import package_key
+from diffusionnag.harness.harness import run_benchmark
+from diffusionnag.harness.protocols import (
     chosen_test_at_time,
     chosen_test_curve,
     chosen_test_summary,
@@ -23,6 +22,7 @@ from diffusionnag.search.protocols import (
     random_chosen_test,
     time_points,
 )
+from diffusionnag.search.history import History, Trial
 from diffusionnag.spaces.nb201 import NB201Space
 
 SPACE = NB201Space()

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from strategy_options import FAST_OPTIONS
 
-from diffusionnag.benchmarks.base import EvalResult, Evaluator
-from diffusionnag.benchmarks.nb201_table import NB201Table, TableEvaluator
-from diffusionnag.search import STRATEGIES, History, get_strategy
+from diffusionnag.evaluators.base import EvalResult, Evaluator
+from diffusionnag.evaluators.nb201_table import NB201Table, TableEvaluator
+from diffusionnag.search.history import History
 from diffusionnag.search.run import run_search
+from diffusionnag.search.strategies import STRATEGIES, get_strategy
 from diffusionnag.spaces.base import Arch
 from diffusionnag.spaces.nb201 import NB201Space
 

@@ -9,10 +9,13 @@ import pytest
 import torch
 from strategy_options import FAST_OPTIONS
 
-from diffusionnag.benchmarks.base import EvalResult, Evaluator
-from diffusionnag.benchmarks.nb201_table import NB201Table, TableEvaluator
-from diffusionnag.search import STRATEGIES, History, SearchStrategy, get_strategy
-from diffusionnag.search.acquisition import (
+from diffusionnag.evaluators.base import EvalResult, Evaluator
+from diffusionnag.evaluators.nb201_table import NB201Table, TableEvaluator
+from diffusionnag.search.base import SearchStrategy
+from diffusionnag.search.history import History
+from diffusionnag.search.run import run_search
+from diffusionnag.search.strategies import STRATEGIES, get_strategy
+from diffusionnag.search.strategies.acquisition import (
     acquisition_scores,
     expected_improvement,
     independent_thompson,
@@ -20,8 +23,7 @@ from diffusionnag.search.acquisition import (
     top_indices,
     upper_confidence_bound,
 )
-from diffusionnag.search.ensemble import features, fit_ensemble
-from diffusionnag.search.run import run_search
+from diffusionnag.search.strategies.ensemble import features, fit_ensemble
 from diffusionnag.spaces.base import Arch
 from diffusionnag.spaces.nb201 import NB201Space
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from diffusionnag.benchmarks.datasets import FASHION_MNIST_DIR, load_dataset
-from diffusionnag.benchmarks.idx import read_idx
-from diffusionnag.benchmarks.tasks import (
+from diffusionnag.evaluators.datasets import FASHION_MNIST_DIR, load_dataset
+from diffusionnag.evaluators.idx import read_idx
+from diffusionnag.evaluators.tasks import (
     TaskSampler,
     TaskSpec,
     check_task,

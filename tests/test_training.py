@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from diffusionnag.benchmarks.datasets import ImageDataset, Split, load_digits
-from diffusionnag.benchmarks.training import TrainConfig, TrainingEvaluator, TrainProgress
+from diffusionnag.evaluators.datasets import ImageDataset, Split, load_digits
+from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator, TrainProgress
 from diffusionnag.spaces.base import Arch
 
 CONV3 = Arch("nb201", (3,) * 6)

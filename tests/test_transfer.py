@@ -11,9 +11,9 @@ import torch
 from conftest import write_fake_table
 from PIL import Image
 
-from diffusionnag.benchmarks.datasets import load_digits, load_image_folder
 from diffusionnag.cli import main
 from diffusionnag.diffusion.sde import build_sde
+from diffusionnag.evaluators.datasets import load_digits, load_image_folder
 from diffusionnag.predictors.meta import MetaPredictor, MetaPredictorConfig
 from diffusionnag.predictors.task_encoders import TaskData
 from diffusionnag.spaces.nb201 import NB201Space

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from diffusionnag.benchmarks.tasks import TaskSpec
-from diffusionnag.benchmarks.training import TrainConfig
 from diffusionnag.cli import main
+from diffusionnag.evaluators.tasks import TaskSpec
+from diffusionnag.evaluators.training import TrainConfig
 from diffusionnag.predictors.meta import MetaPredictorConfig
 from diffusionnag.predictors.task_encoders import ImagesEncoder, TaskData
 from diffusionnag.transfer.meta_train import image_encoding

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from diffusionnag.diffusion.model import ScoreModel
 from diffusionnag.diffusion.sampling import ScoreFn, sample_ode, sample_pc
 from diffusionnag.spaces import Arch
-from diffusionnag.training import ScoreModel
 
 SAMPLER_NAMES = ("pc", "em", "ode")
 

@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from diffusionnag.diffusion.model import ScoreModel
 from diffusionnag.diffusion.sampling import ScoreFn
 from diffusionnag.generate import DEFAULT_SAMPLER, SamplerConfig, generate
 from diffusionnag.predictors.objective import Predictor
 from diffusionnag.spaces import Arch
-from diffusionnag.training import ScoreModel
 
 LogProb = Callable[[Tensor, Tensor], Tensor]
 """``(x_t [B, N, V], t [B]) -> log p(y | x_t) [B]``, differentiable in ``x_t``."""

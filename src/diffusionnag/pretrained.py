@@ -15,7 +15,7 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from diffusionnag.training import (
+from diffusionnag.diffusion.model import (
     ScoreModel,
     default_train_config,
     load_score_model,

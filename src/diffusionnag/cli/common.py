@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from diffusionnag.device import DEVICE_CHOICES
-from diffusionnag.training import atomic_write
+from diffusionnag.io import atomic_write
 
 PROG = "diffusionnag"
 USAGE_ERROR = 2

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from diffusionnag.benchmarks.nb201_table import DATASETS as TABLE_DATASETS
 from diffusionnag.cli.common import add_device_option, check_writable, positive_int
+from diffusionnag.evaluators.nb201_table import DATASETS as TABLE_DATASETS
 from diffusionnag.spaces import get_space
 
 
@@ -90,8 +90,8 @@ def cmd_meta_dataset(args: argparse.Namespace) -> int:
 
 
 def _cmd_from_table(args: argparse.Namespace) -> int:
-    from diffusionnag.benchmarks.nb201_table import NB201Table
-    from diffusionnag.benchmarks.shared_data import default_table_path
+    from diffusionnag.evaluators.nb201_table import NB201Table
+    from diffusionnag.evaluators.shared_data import default_table_path
     from diffusionnag.transfer.metadata import table_meta_dataset, write_meta_dataset_jsonl
 
     check_writable(args.out, folder=False)
@@ -104,7 +104,7 @@ def _cmd_from_table(args: argparse.Namespace) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from diffusionnag.benchmarks.tasks import TaskSampler
+    from diffusionnag.evaluators.tasks import TaskSampler
     from diffusionnag.transfer.builder import BuildConfig
 
     check_writable(args.out, folder=False)
@@ -127,7 +127,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_reference(args: argparse.Namespace) -> int:
-    from diffusionnag.benchmarks.tasks import TaskSpec
+    from diffusionnag.evaluators.tasks import TaskSpec
     from diffusionnag.transfer.builder import BuildConfig
 
     check_writable(args.out, folder=False)
@@ -139,7 +139,7 @@ def _cmd_reference(args: argparse.Namespace) -> int:
 
 
 def _train_config(args: argparse.Namespace):
-    from diffusionnag.benchmarks.training import TrainConfig
+    from diffusionnag.evaluators.training import TrainConfig
 
     return TrainConfig(epochs=args.epochs, channels=args.channels, device=args.device)
 

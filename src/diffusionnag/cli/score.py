@@ -17,6 +17,14 @@ from diffusionnag.cli.common import (
     write_json,
 )
 from diffusionnag.device import resolve_device
+from diffusionnag.diffusion.model import (
+    STATE_FILE,
+    ScoreTrainConfig,
+    default_train_config,
+    load_score_model,
+    train_score_model,
+    training_architectures,
+)
 from diffusionnag.diffusion.sde import SDES
 from diffusionnag.generate import SAMPLER_NAMES, Generation, SamplerConfig, generate
 from diffusionnag.guidance import (
@@ -31,14 +39,6 @@ from diffusionnag.metrics import generation_metrics
 from diffusionnag.predictors.objective import TrainedPredictor, load_predictor
 from diffusionnag.pretrained import SHIPPED
 from diffusionnag.spaces import SPACES, Arch, SearchSpace
-from diffusionnag.training import (
-    STATE_FILE,
-    ScoreTrainConfig,
-    default_train_config,
-    load_score_model,
-    train_score_model,
-    training_architectures,
-)
 
 # --- train-score --------------------------------------------------------------------------
 
@@ -62,7 +62,7 @@ def add_train_score_parser(subparsers: argparse._SubParsersAction) -> None:
         help="train a score model into a checkpoint folder",
         description="Train (or resume training) a score network on a search space. "
         "Unset options take the space's recommended settings "
-        "(diffusionnag.training.default_train_config).",
+        "(diffusionnag.diffusion.model.default_train_config).",
     )
     parser.add_argument("--out", type=Path, required=True, help="checkpoint folder")
     parser.add_argument("--space", choices=sorted(SPACES), help="search space")

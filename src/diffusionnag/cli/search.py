@@ -6,7 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-from diffusionnag.benchmarks.training import TrainConfig
 from diffusionnag.cli.common import (
     add_device_option,
     check_writable,
@@ -14,10 +13,11 @@ from diffusionnag.cli.common import (
     positive_int,
 )
 from diffusionnag.device import resolve_device
+from diffusionnag.evaluators.training import TrainConfig
 from diffusionnag.execution import EXECUTORS
-from diffusionnag.search import STRATEGIES
+from diffusionnag.harness.protocols import PROTOCOLS
 from diffusionnag.search.job import SearchJob, best_table, run_job
-from diffusionnag.search.protocols import PROTOCOLS
+from diffusionnag.search.strategies import STRATEGIES
 from diffusionnag.spaces import SPACES, get_space
 
 DEFAULT_JOB = SearchJob()
@@ -218,8 +218,8 @@ def add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from diffusionnag.benchmarks.shared_data import default_table_path
-    from diffusionnag.search.harness import run_benchmark
+    from diffusionnag.evaluators.shared_data import default_table_path
+    from diffusionnag.harness.harness import run_benchmark
 
     unknown = sorted(set(args.strategies) - set(STRATEGIES))
     if unknown:

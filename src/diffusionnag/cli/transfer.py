@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from diffusionnag.benchmarks.nb201_table import DATASETS as TABLE_DATASETS
-from diffusionnag.benchmarks.training import TrainConfig
 from diffusionnag.cli.common import add_device_option, check_writable, positive_int
+from diffusionnag.evaluators.nb201_table import DATASETS as TABLE_DATASETS
+from diffusionnag.evaluators.training import TrainConfig
 from diffusionnag.generate import SAMPLER_NAMES
 from diffusionnag.predictors.extractor import EXTRACTOR_NAMES
 from diffusionnag.predictors.meta import MetaPredictorConfig
@@ -102,8 +102,8 @@ def _meta_dataset(args: argparse.Namespace, space):
         return read_meta_dataset(args.meta_dataset, space, images=args.encoder == "images")
     if space.name != "nb201":
         raise ValueError(f"--table-tasks are NB201 table datasets; space is {space.name!r}")
-    from diffusionnag.benchmarks.nb201_table import NB201Table
-    from diffusionnag.benchmarks.shared_data import default_table_path
+    from diffusionnag.evaluators.nb201_table import NB201Table
+    from diffusionnag.evaluators.shared_data import default_table_path
 
     return table_meta_dataset(
         NB201Table.from_csv(args.table or default_table_path()), args.table_tasks
@@ -111,7 +111,7 @@ def _meta_dataset(args: argparse.Namespace, space):
 
 
 def _score_sde(args: argparse.Namespace):
-    from diffusionnag.training import build_score_model, default_train_config, read_config
+    from diffusionnag.diffusion.model import build_score_model, default_train_config, read_config
 
     config = read_config(args.checkpoint) if args.checkpoint else default_train_config(args.space)
     if config.space != args.space:

@@ -1,6 +1,7 @@
 """DiffusionNAG-BO as an Optuna sampler: guided diffusion proposes the architectures of a study.
 
-The sampler is a thin adapter around :class:`~diffusionnag.search.diffusionnag_bo.DiffusionNAGBO`.
+The sampler is a thin adapter around
+:class:`~diffusionnag.search.strategies.diffusionnag_bo.DiffusionNAGBO`.
 When a trial first asks for an architecture parameter (see
 :mod:`~diffusionnag.integrations.optuna_space` for the parameters of each space), the sampler
 reads the study's trials from its storage, turns the finished ones into a
@@ -34,10 +35,10 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from diffusionnag.integrations.optuna_space import ArchParams, arch_params, suggest_arch
-from diffusionnag.search import get_strategy
 from diffusionnag.search.base import check_positive
-from diffusionnag.search.diffusionnag_bo import DiffusionNAGBO
 from diffusionnag.search.history import History, Trial
+from diffusionnag.search.strategies import get_strategy
+from diffusionnag.search.strategies.diffusionnag_bo import DiffusionNAGBO
 from diffusionnag.spaces.base import Arch, SearchSpace
 
 CLAIM_ATTR = "diffusionnag:cell"

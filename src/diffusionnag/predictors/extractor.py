@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from diffusionnag.device import single_thread
-from diffusionnag.training import atomic_write, load_weights
+from diffusionnag.io import atomic_write, load_weights
 
 EXTRACTOR_NAMES = ("fmnist", "random")
 ASSET = Path(__file__).resolve().parents[1] / "assets" / "extractor-fmnist"

@@ -38,8 +38,8 @@ from diffusionnag.config import (
 from diffusionnag.device import resolve_device
 from diffusionnag.diffusion.score_net import NoiseEmbedding
 from diffusionnag.diffusion.sde import SDE, sde_from_dict, sde_to_dict
+from diffusionnag.io import atomic_write, load_weights, read_json
 from diffusionnag.spaces import Arch, SearchSpace, get_space
-from diffusionnag.training import atomic_write, load_weights, read_json
 
 ACCURACY_FLOOR_QUANTILE = 0.3
 """Floor for maximised accuracy targets. Guidance and ranking only need the good region right;

@@ -1,51 +1,5 @@
-"""Search strategies by registered name, and the loop that runs them against an evaluator."""
+"""The search loop: strategies ask, evaluators answer, one history (journaled) holds the truth.
 
-from __future__ import annotations
-
-from typing import Any
-
-from diffusionnag.search.bananas import Bananas
-from diffusionnag.search.base import SearchStrategy, Seed
-from diffusionnag.search.diffusionnag_bo import (
-    DiffusionNAGBO,
-    MixPoolBO,
-    MutationPoolBO,
-    RandomPoolBO,
-)
-from diffusionnag.search.evolution import RegularizedEvolution
-from diffusionnag.search.history import History, Trial
-from diffusionnag.search.local_search import LocalSearch
-from diffusionnag.search.random_search import RandomSearch
-from diffusionnag.search.tpe import TPESearch
-from diffusionnag.spaces.base import SearchSpace
-
-STRATEGIES: dict[str, type[SearchStrategy]] = {
-    "random": RandomSearch,
-    "evolution": RegularizedEvolution,
-    "local": LocalSearch,
-    "bananas": Bananas,
-    "tpe": TPESearch,
-    "diffusionnag-bo": DiffusionNAGBO,
-    "bo-pool-random": RandomPoolBO,
-    "bo-pool-mutation": MutationPoolBO,
-    "bo-pool-mix": MixPoolBO,
-}
-
-
-def get_strategy(name: str, space: SearchSpace, seed: Seed = 0, **options: Any) -> SearchStrategy:
-    """The strategy registered as ``name``; ``ValueError`` lists known names or valid options."""
-    if name not in STRATEGIES:
-        raise ValueError(
-            f"unknown search strategy {name!r}; known: {', '.join(sorted(STRATEGIES))}"
-        )
-    cls = STRATEGIES[name]
-    unknown = sorted(set(options) - set(cls.option_names()))
-    if unknown:
-        valid = ", ".join(cls.option_names()) or "(none)"
-        raise ValueError(
-            f"unknown option(s) {', '.join(unknown)} for search strategy {name!r}; valid: {valid}"
-        )
-    return cls(space, seed, **options)
-
-
-__all__ = ["STRATEGIES", "History", "SearchStrategy", "Trial", "get_strategy"]
+Strategies live in :mod:`diffusionnag.search.strategies` (one registry); the loop in
+:mod:`diffusionnag.search.run`; a run as a user starts it in :mod:`diffusionnag.search.job`.
+"""

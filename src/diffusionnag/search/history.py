@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from diffusionnag.benchmarks.base import EvalResult
+from diffusionnag.evaluators.base import EvalResult
 from diffusionnag.spaces.base import Arch, SearchSpace
 
 

@@ -3,7 +3,7 @@
 ``benchmark`` specs: ``nb201:<dataset>`` queries the NATS-Bench table (cifar10, cifar100,
 ImageNet16-120; nb201 cells only); ``train:<dataset>`` trains every candidate for real (digits,
 folder:PATH, cifar10, cifar100 from a local root) in either space; ``task:<task name>`` trains
-on a task cut from an image dataset (:class:`diffusionnag.benchmarks.tasks.TaskSpec`: classes,
+on a task cut from an image dataset (:class:`diffusionnag.evaluators.tasks.TaskSpec`: classes,
 images per class, resolution), as meta-datasets and references are. Outputs sit next to ``out``
 (``run.json``): the journal ``run.jsonl`` (appended per trial, so ``resume`` continues a killed
 run) and ``run.png``.
@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from diffusionnag.benchmarks.base import Evaluator
-from diffusionnag.benchmarks.training import TrainConfig, TrainingEvaluator, TrainProgress
 from diffusionnag.config import check_type
-from diffusionnag.search import STRATEGIES, SearchStrategy, get_strategy
+from diffusionnag.evaluators.base import Evaluator
+from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator, TrainProgress
+from diffusionnag.search.base import SearchStrategy
 from diffusionnag.search.history import History
 from diffusionnag.search.run import check_budget, run_search
+from diffusionnag.search.strategies import STRATEGIES, get_strategy
 from diffusionnag.spaces import SearchSpace, get_space
 
 if TYPE_CHECKING:
@@ -75,22 +76,22 @@ def build_evaluator(job: SearchJob, space: SearchSpace) -> Evaluator:
             f"nb201 cells, not {space.name!r} architectures; use train:<dataset> instead"
         )
     if kind == "nb201-valid":
-        from diffusionnag.benchmarks.nb201_table import NB201Table
-        from diffusionnag.benchmarks.nb201_valid import ValidationEvaluator
+        from diffusionnag.evaluators.nb201_table import NB201Table
+        from diffusionnag.evaluators.nb201_valid import ValidationEvaluator
 
         test_table = NB201Table.from_csv(job.table) if job.table else None
         return ValidationEvaluator(dataset, job.seed, test_table)
     if kind == "nb201":
-        from diffusionnag.benchmarks.nb201_table import NB201Table, TableEvaluator
-        from diffusionnag.benchmarks.shared_data import default_table_path
+        from diffusionnag.evaluators.nb201_table import NB201Table, TableEvaluator
+        from diffusionnag.evaluators.shared_data import default_table_path
 
         return TableEvaluator(NB201Table.from_csv(job.table or default_table_path()), dataset)
     if kind == "task":
-        from diffusionnag.benchmarks.tasks import TaskSpec, load_task
+        from diffusionnag.evaluators.tasks import TaskSpec, load_task
 
         data = load_task(TaskSpec.from_name(dataset))
     else:
-        from diffusionnag.benchmarks.datasets import load_dataset
+        from diffusionnag.evaluators.datasets import load_dataset
 
         data = load_dataset(dataset, job.data_root, seed=job.seed)
     progress = _candidate_bar() if job.progress and job.in_process else None

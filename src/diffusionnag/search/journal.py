@@ -22,18 +22,8 @@ from typing import Any
 
 from diffusionnag.search.history import Trial
 from diffusionnag.spaces.base import SearchSpace
-from diffusionnag.training import atomic_write
 
 JOURNAL_FORMAT = 2
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (see :func:`diffusionnag.training.atomic_write`)."""
-    atomic_write(Path(path), lambda temp: temp.write_text(text, encoding="utf-8"))
-
-
-def atomic_write_json(path: str | Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 class Journal:

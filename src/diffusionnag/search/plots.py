@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from diffusionnag.training import atomic_write
+from diffusionnag.io import atomic_write
 
 
 def plot_best_so_far(

@@ -25,11 +25,12 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from diffusionnag import __version__
-from diffusionnag.benchmarks.base import EvalResult, Evaluator
+from diffusionnag.evaluators.base import EvalResult, Evaluator
 from diffusionnag.execution import Executor, WorkerLost, in_order, make_executor
+from diffusionnag.io import atomic_write_json
 from diffusionnag.search.base import SearchStrategy
 from diffusionnag.search.history import History, Trial
-from diffusionnag.search.journal import JOURNAL_FORMAT, atomic_write_json, open_journal
+from diffusionnag.search.journal import JOURNAL_FORMAT, open_journal
 from diffusionnag.spaces import get_space
 from diffusionnag.spaces.base import Arch, SearchSpace
 

@@ -20,14 +20,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from diffusionnag.diffusion.model import ScoreModel
 from diffusionnag.guidance import Objective
 from diffusionnag.predictors.meta import ConditionedPredictor, TrainedMetaPredictor
 from diffusionnag.predictors.objective import ACCURACY_FLOOR_QUANTILE
 from diffusionnag.search.base import Batch, Seed
-from diffusionnag.search.diffusionnag_bo import DiffusionNAGBO, Surrogate
 from diffusionnag.search.history import History
+from diffusionnag.search.strategies.diffusionnag_bo import DiffusionNAGBO, Surrogate
 from diffusionnag.spaces.base import Arch, SearchSpace
-from diffusionnag.training import ScoreModel
 from diffusionnag.transfer.strategy import TransferStrategy
 
 

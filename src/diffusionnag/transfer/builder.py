@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from diffusionnag.benchmarks.tasks import SOURCE_SPLIT_SEED, TaskSampler, TaskSpec, load_task
-from diffusionnag.benchmarks.training import NETWORKS, TrainConfig, TrainingEvaluator
 from diffusionnag.device import resolve_device
+from diffusionnag.evaluators.tasks import SOURCE_SPLIT_SEED, TaskSampler, TaskSpec, load_task
+from diffusionnag.evaluators.training import NETWORKS, TrainConfig, TrainingEvaluator
 from diffusionnag.execution import Executor, InProcessExecutor, LocalPoolExecutor
 from diffusionnag.search.history import Trial
 from diffusionnag.search.journal import Journal, open_journal

@@ -21,11 +21,11 @@ from tqdm.auto import tqdm
 
 from diffusionnag.device import resolve_device, single_thread
 from diffusionnag.diffusion.sde import SDE, sde_from_dict, sde_to_dict
+from diffusionnag.io import atomic_write, load_tensors
 from diffusionnag.metrics import rank_correlations
 from diffusionnag.predictors.meta import MetaPredictor, MetaPredictorConfig, TrainedMetaPredictor
 from diffusionnag.predictors.task_encoders import TaskData
 from diffusionnag.spaces import SearchSpace, get_space
-from diffusionnag.training import atomic_write, load_tensors
 from diffusionnag.transfer.metadata import MetaDataset, MetaTask
 
 CONFIG_FILE = "meta_predictor.json"

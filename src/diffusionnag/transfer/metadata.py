@@ -7,7 +7,7 @@ Formats:
   other fields (a task spec, test accuracy, costs, a protocol) are kept but not needed. Rows
   marked ``"failed": true`` (a training run that diverged, as ``meta-dataset build`` writes
   them) are skipped. ``images=True`` gives every task the training images of the ``spec``
-  its rows carry (:func:`diffusionnag.benchmarks.tasks.task_images`), for the ``images`` encoder.
+  its rows carry (:func:`diffusionnag.evaluators.tasks.task_images`), for the ``images`` encoder.
 - CSV: a header row naming ``task``, ``cell`` and the accuracy column (and optionally ``space``).
 - The NB201 table: :func:`table_meta_dataset` turns each table dataset into one task.
 
@@ -144,7 +144,7 @@ def _task_specs(text: str, path: Path) -> dict[str, tuple[int, object]]:
 
 def attach_task_images(dataset: MetaDataset, specs: dict[str, tuple[int, object]]) -> None:
     """Give every task of ``dataset`` the training images of its spec (in place)."""
-    from diffusionnag.benchmarks.tasks import TaskSpec, task_images
+    from diffusionnag.evaluators.tasks import TaskSpec, task_images
 
     for task in dataset.tasks:
         if task.name not in specs:
@@ -199,7 +199,7 @@ def _check_space(found: object, space: SearchSpace, path: Path, number: int) -> 
 
 def table_meta_dataset(table, datasets: Sequence[str]) -> MetaDataset:
     """Each NB201 table dataset as one task named ``nb201:<dataset>`` (every cell of the table)."""
-    from diffusionnag.benchmarks.nb201_table import resolve_dataset
+    from diffusionnag.evaluators.nb201_table import resolve_dataset
 
     names = [resolve_dataset(d) for d in datasets]
     tasks = [MetaTask(f"nb201:{d}", list(table.archs), table.accuracies(d)) for d in names]
@@ -208,7 +208,7 @@ def table_meta_dataset(table, datasets: Sequence[str]) -> MetaDataset:
 
 def write_meta_dataset_jsonl(dataset: MetaDataset, space: SearchSpace, path: Path) -> None:
     """The JSONL form :func:`read_meta_dataset` reads, written atomically."""
-    from diffusionnag.search.journal import atomic_write_text
+    from diffusionnag.io import atomic_write_text
 
     lines = [json.dumps({"type": "header", "space": dataset.space, "source": dataset.source})]
     for task in dataset.tasks:

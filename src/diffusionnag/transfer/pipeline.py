@@ -25,17 +25,17 @@ from typing import Any
 
 from torch import Tensor
 
-from diffusionnag.benchmarks.base import Evaluator
-from diffusionnag.benchmarks.training import TrainConfig, TrainingEvaluator
+from diffusionnag.diffusion.model import ScoreModel, load_score_model
+from diffusionnag.evaluators.base import Evaluator
+from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator
+from diffusionnag.io import atomic_write_json
 from diffusionnag.predictors.data import load_pairs
 from diffusionnag.pretrained import SHIPPED as ASSETS
 from diffusionnag.pretrained import default_score_model
 from diffusionnag.search.history import History
 from diffusionnag.search.job import SearchJob, build_evaluator, run_with_outputs
-from diffusionnag.search.journal import atomic_write_json
 from diffusionnag.search.run import run_header, run_result
 from diffusionnag.spaces import get_space
-from diffusionnag.training import ScoreModel, load_score_model
 from diffusionnag.transfer.bo import TransferBO
 from diffusionnag.transfer.meta_train import load_meta_predictor
 from diffusionnag.transfer.reference import Placement, Reference, read_reference, shipped_reference
@@ -93,7 +93,7 @@ def default_meta_predictor(benchmark: str, space: str) -> Path:
     """The shipped meta-predictor for ``benchmark``; ``ValueError`` where none is shipped."""
     kind, _, dataset = benchmark.partition(":")
     if kind == "nb201":
-        from diffusionnag.benchmarks.nb201_table import resolve_dataset
+        from diffusionnag.evaluators.nb201_table import resolve_dataset
 
         name = SHIPPED_META[f"nb201:{resolve_dataset(dataset)}"]
     elif space == "nb201":

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from diffusionnag.benchmarks.training import TrainConfig
+from diffusionnag.evaluators.training import TrainConfig
 from diffusionnag.predictors.data import finite_number
 from diffusionnag.pretrained import SHIPPED
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
+from diffusionnag.diffusion.model import ScoreModel
 from diffusionnag.generate import SAMPLER_NAMES, SamplerConfig
 from diffusionnag.guidance import Objective, generate_ranked
 from diffusionnag.predictors.meta import ConditionedPredictor, TrainedMetaPredictor
@@ -25,7 +26,6 @@ from diffusionnag.predictors.task_encoders import TaskData
 from diffusionnag.search.base import SearchStrategy, Seed, check_choice, check_positive
 from diffusionnag.search.history import History
 from diffusionnag.spaces.base import Arch, SearchSpace
-from diffusionnag.training import ScoreModel
 from diffusionnag.transfer.meta_train import image_encoding
 
 SUBSET_SHARE = 0.8

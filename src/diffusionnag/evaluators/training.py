@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from diffusionnag.benchmarks.base import EvalResult, Evaluator
-from diffusionnag.benchmarks.datasets import ImageDataset, Split, upscale
 from diffusionnag.device import resolve_device
+from diffusionnag.evaluators.base import EvalResult, Evaluator
+from diffusionnag.evaluators.datasets import ImageDataset, Split, upscale
 from diffusionnag.nn.mbv3 import MBV3Net, mbv3_costs
 from diffusionnag.nn.nb201 import build_nb201_network, nb201_costs
 from diffusionnag.spaces.base import Arch, SearchSpace

@@ -22,7 +22,7 @@ import pickle
 from functools import cache
 from pathlib import Path
 
-from diffusionnag.benchmarks.base import EvalResult, Evaluator
+from diffusionnag.evaluators.base import EvalResult, Evaluator
 from diffusionnag.spaces.base import Arch
 from diffusionnag.spaces.nb201 import OPERATIONS, NB201Space
 

@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from diffusionnag.benchmarks.datasets import ImageDataset, Split, load_dataset
 from diffusionnag.device import single_thread
+from diffusionnag.evaluators.datasets import ImageDataset, Split, load_dataset
 
 SOURCE_SPLIT_SEED = 0
 """Seed of the source's own train/valid(/test) split that every task draws from."""

@@ -5,7 +5,7 @@ and ``[n]`` integer labels. Splits that the source does not fix are drawn by a s
 split, so the same seed gives the same split on every run and machine. Normalisation uses the
 per-channel mean and std of the training split, so no statistic leaks from valid or test.
 
-MNIST-format folders (``idx:PATH``, read by :mod:`diffusionnag.benchmarks.idx`) and
+MNIST-format folders (``idx:PATH``, read by :mod:`diffusionnag.evaluators.idx`) and
 Fashion-MNIST (``fashion-mnist``, where the Debian package ``dataset-fashion-mnist`` installs
 it) keep their test split; valid is drawn from their training split.
 
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from diffusionnag.benchmarks.idx import read_idx_folder
+from diffusionnag.evaluators.idx import read_idx_folder
 
 DATASETS = ("digits", "folder:PATH", "fashion-mnist", "idx:PATH", "cifar10", "cifar100")
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".ppm", ".tif", ".tiff", ".webp")

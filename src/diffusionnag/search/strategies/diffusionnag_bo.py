@@ -31,6 +31,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 import torch
 
+from diffusionnag.diffusion.model import ScoreModel, load_score_model
 from diffusionnag.generate import SAMPLER_NAMES, SamplerConfig, generate
 from diffusionnag.guidance import Objective, combined_log_prob, guided, sigma_scaled
 from diffusionnag.predictors.objective import (
@@ -39,17 +40,16 @@ from diffusionnag.predictors.objective import (
     TrainedEnsemble,
     train_ensemble,
 )
-from diffusionnag.search.acquisition import (
+from diffusionnag.search.base import Batch, ModelBasedStrategy, Seed, check_choice, check_positive
+from diffusionnag.search.history import History
+from diffusionnag.search.strategies.acquisition import (
     ACQUISITIONS,
     acquisition_scores,
     mean_std,
     top_indices,
 )
-from diffusionnag.search.base import Batch, ModelBasedStrategy, Seed, check_choice, check_positive
-from diffusionnag.search.ensemble import MLPEnsemble, features, fit_ensemble
-from diffusionnag.search.history import History
+from diffusionnag.search.strategies.ensemble import MLPEnsemble, features, fit_ensemble
 from diffusionnag.spaces.base import Arch, SearchSpace
-from diffusionnag.training import ScoreModel, load_score_model
 
 POOLS = ("diffusion", "hybrid", "random", "mutation", "mix")
 GUIDES = ("mean", "ucb")

@@ -30,27 +30,28 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from diffusionnag.benchmarks.nb201_table import NB201Table
 from diffusionnag.device import single_thread
+from diffusionnag.evaluators.nb201_table import NB201Table
 from diffusionnag.execution import Channel, Executor, InProcessExecutor, WorkerLost, make_executor
-from diffusionnag.search.base import as_seed
-from diffusionnag.search.history import History, Trial
-from diffusionnag.search.job import build_strategy
-from diffusionnag.search.journal import Journal, atomic_write_json, atomic_write_text, open_journal
-from diffusionnag.search.protocols import (
+from diffusionnag.harness.protocols import (
     check_protocol,
     group_histories,
     make_evaluator,
     valid_summary,
     write_valid_outputs,
 )
-from diffusionnag.search.run import check_budget, run_header, run_result, search_trials
-from diffusionnag.search.summary import (
+from diffusionnag.harness.summary import (
     expected_best_of_random,
     random_yardstick,
     strategy_summary,
     summary_markdown,
 )
+from diffusionnag.io import atomic_write_json, atomic_write_text
+from diffusionnag.search.base import as_seed
+from diffusionnag.search.history import History, Trial
+from diffusionnag.search.job import build_strategy
+from diffusionnag.search.journal import Journal, open_journal
+from diffusionnag.search.run import check_budget, run_header, run_result, search_trials
 from diffusionnag.spaces.nb201 import NB201Space
 
 __all__ = ["RunSpec", "expected_best_of_random", "run_benchmark"]
@@ -101,7 +102,7 @@ def run_benchmark(
     optimum, and only the time of the steps really taken is counted (``protocol="table"`` only).
     ``protocol="valid"``: datasets are nb201-valid's (cifar10 means cifar10-valid), each run's
     evaluator draws validation seeds from the run seed, and the summary is
-    :func:`~diffusionnag.search.protocols.valid_summary`.
+    :func:`~diffusionnag.harness.protocols.valid_summary`.
     """
     resolve = check_protocol(protocol, stop_at_optimum)
     settings = _settings(

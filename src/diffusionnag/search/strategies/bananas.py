@@ -1,10 +1,11 @@
 """BANANAS (White et al., 2021): Bayesian optimisation with an ensemble of neural predictors.
 
-Each ask after the random start: train an :class:`~diffusionnag.search.ensemble.MLPEnsemble` on
-the history (``space.encode`` flattened, not BANANAS' path encoding, see
-:mod:`diffusionnag.search.ensemble`), build a candidate pool by mutating the best cells so far
-(1 to ``max_edits`` random edits each), score the pool with an acquisition function (independent
-Thompson sampling by default, as in the paper) and propose the top ``n``.
+Each ask after the random start: train an
+:class:`~diffusionnag.search.strategies.ensemble.MLPEnsemble` on the history (``space.encode``
+flattened, not BANANAS' path encoding, see :mod:`diffusionnag.search.strategies.ensemble`),
+build a candidate pool by mutating the best cells so far (1 to ``max_edits`` random edits each),
+score the pool with an acquisition function (independent Thompson sampling by default, as in
+the paper) and propose the top ``n``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from diffusionnag.search.acquisition import ACQUISITIONS, acquisition_scores, top_indices
 from diffusionnag.search.base import (
     Batch,
     ModelBasedStrategy,
@@ -20,8 +20,9 @@ from diffusionnag.search.base import (
     check_choice,
     check_positive,
 )
-from diffusionnag.search.ensemble import features, fit_ensemble
 from diffusionnag.search.history import History
+from diffusionnag.search.strategies.acquisition import ACQUISITIONS, acquisition_scores, top_indices
+from diffusionnag.search.strategies.ensemble import features, fit_ensemble
 from diffusionnag.spaces.base import Arch, SearchSpace
 
 

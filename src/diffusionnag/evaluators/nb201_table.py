@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from diffusionnag.benchmarks.base import EvalResult, Evaluator
+from diffusionnag.evaluators.base import EvalResult, Evaluator
 from diffusionnag.spaces.base import Arch
 from diffusionnag.spaces.nb201 import EDGES, NB201Space
 
