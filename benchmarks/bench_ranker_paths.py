@@ -67,7 +67,7 @@ def path_features(archs: Sequence[Arch]) -> torch.Tensor:
 
 def main() -> None:
     parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--features", choices=("path", "onehot+path"), required=True)
+    parser.add_argument("--features", choices=("path", "onehot+path"), default="path")
     args, rest = parser.parse_known_args()
 
     def ranker_features(space: SearchSpace, archs: Sequence[Arch]) -> torch.Tensor:
