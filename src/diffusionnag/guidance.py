@@ -19,6 +19,7 @@ from torch import Tensor
 from diffusionnag.diffusion.model import ScoreModel
 from diffusionnag.diffusion.sampling import ScoreFn
 from diffusionnag.generate import DEFAULT_SAMPLER, SamplerConfig, generate
+from diffusionnag.nn.space_costs import arch_costs
 from diffusionnag.predictors.objective import Predictor
 from diffusionnag.spaces import Arch
 
@@ -95,7 +96,7 @@ class Budget:
 
     def satisfied(self, arch: Arch) -> bool:
         """The exact check on a decoded architecture, with the space's own cost model."""
-        return self.predictor.space.costs(arch)[self.metric] <= self.limit
+        return arch_costs(arch)[self.metric] <= self.limit
 
     def log_prob(self, x: Tensor, t: Tensor) -> Tensor:
         cost = self.predictor.standardised(x, t)
