@@ -20,7 +20,7 @@ from diffusionnag.diffusion.model import ScoreModel
 from diffusionnag.diffusion.sampling import ScoreFn
 from diffusionnag.generate import DEFAULT_SAMPLER, SamplerConfig, generate
 from diffusionnag.nn.space_costs import arch_costs
-from diffusionnag.predictors.objective import Predictor
+from diffusionnag.predictors.base import Predictor
 from diffusionnag.spaces import Arch
 
 LogProb = Callable[[Tensor, Tensor], Tensor]
