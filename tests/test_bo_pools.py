@@ -9,7 +9,7 @@ from strategy_options import FAST_OPTIONS
 
 from diffusionnag.evaluators.nb201_table import NB201Table
 from diffusionnag.metrics import rank_correlations
-from diffusionnag.predictors import objective
+from diffusionnag.predictors import noise_aware
 from diffusionnag.predictors.noise_aware import train_noise_aware_ensemble
 from diffusionnag.predictors.objective import PredictorConfig
 from diffusionnag.search.history import History
@@ -102,13 +102,13 @@ def test_fit_takes_fit_steps_minibatch_steps_at_any_history(
     nb201_table: NB201Table, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[int] = []
-    members_call = objective._members_call
+    members_call = noise_aware._members_call
 
     def counting(*args: object) -> torch.Tensor:
         calls.append(1)
         return members_call(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(objective, "_members_call", counting)
+    monkeypatch.setattr(noise_aware, "_members_call", counting)
     strategy = get_strategy("diffusionnag-bo", SPACE, 0, members=2, fit_steps=7)
     assert isinstance(strategy, DiffusionNAGBO)
     for size in (20, 200):

@@ -335,7 +335,7 @@ def _summarise(
     blocks: dict[str, Any] = {}
     for dataset in settings["datasets"]:
         arch, optimum = table.optimum(dataset)
-        block = {
+        block: dict[str, Any] = {
             "optimum": {"arch": NB201Space().to_string(arch), "value": optimum},
             "random_expectation": random_yardstick(table.accuracies(dataset), settings["budget"]),
             "strategies": {},

@@ -95,6 +95,9 @@ class DirectedGraphConv(nn.Module):
 class ObjectivePredictor(nn.Module):
     """``(x_t [B, N, V], std [B]) -> [B]`` standardised objective of the clean architecture."""
 
+    from_parents: Tensor  # buffers: the space's adjacency normalised by in- and out-degree
+    from_children: Tensor
+
     def __init__(self, space: SearchSpace, hidden: int = 64, layers: int = 3) -> None:
         super().__init__()
         adjacency = space.adjacency()

@@ -190,7 +190,7 @@ class MBV3Space(SearchSpace):
         """Change one layer's operation, drop a stage's last layer, or append one (any op)."""
         depths = stage_depths(arch)
         ops = arch.ops
-        result = []
+        result: list[Arch] = []
         for slot, current in enumerate(ops):
             if current != SKIP:
                 result.extend(
