@@ -170,7 +170,17 @@ def generate_ranked(
         )
         if len(found) >= num_unique:
             break
-    archs = list(found.values())
+    return _ranked(list(found.values()), terms, ranker, num_unique, rounds)
+
+
+def _ranked(
+    archs: list[Arch],
+    terms: Sequence[Objective | Budget],
+    ranker: Predictor | None,
+    num_unique: int,
+    rounds: list[dict],
+) -> RankedGeneration:
+    """The best ``num_unique`` by ``ranker``, else by the first objective's own predictor."""
     objective = next((t for t in terms if isinstance(t, Objective)), None)
     ranker = ranker or (objective.predictor if objective else None)
     predicted = ranker.predict(archs) if ranker and archs else np.zeros(len(archs))
