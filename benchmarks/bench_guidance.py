@@ -31,6 +31,7 @@ from diffusionnag.guidance import (
     guided,
     sigma_scaled,
 )
+from diffusionnag.nn.space_costs import arch_costs
 from diffusionnag.predictors.data import cost_pairs
 from diffusionnag.predictors.objective import (
     ACCURACY_FLOOR_QUANTILE,
@@ -97,7 +98,7 @@ def scale_sweep(model, table, args) -> list[dict]:
 def budget_run(model, table, args) -> dict:
     """Maximise CIFAR-10 accuracy with parameters <= the table's 30th percentile."""
     dataset, seed = "cifar10", 0
-    params = np.array([model.space.costs(a)["params"] for a in table.archs])
+    params = np.array([arch_costs(a)["params"] for a in table.archs])
     limit = float(np.percentile(params, 30))
     accuracy = fit_accuracy_predictor(model, table, dataset, seed, args.train_cells)
     cost_archs, costs = cost_pairs(model.space, "params", 1000, np.random.default_rng(seed))
@@ -109,7 +110,7 @@ def budget_run(model, table, args) -> dict:
     )
     sampler = SamplerConfig(args.sampler, args.steps)
     valid = generate(model, args.num, sampler, seed=7, score=score).valid
-    within = [a for a in valid if model.space.costs(a)["params"] <= limit]
+    within = [a for a in valid if arch_costs(a)["params"] <= limit]
     unguided = generate(model, args.num, sampler, seed=7).valid
     row = {
         "limit_params": limit,

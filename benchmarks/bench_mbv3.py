@@ -35,6 +35,7 @@ from diffusionnag.diffusion.model import (
 from diffusionnag.generate import SamplerConfig, generate
 from diffusionnag.guidance import Budget, combined_log_prob, guided, sigma_scaled
 from diffusionnag.metrics import generation_metrics
+from diffusionnag.nn.space_costs import arch_costs
 from diffusionnag.predictors.data import cost_pairs
 from diffusionnag.predictors.objective import PredictorConfig, train_predictor
 
@@ -44,7 +45,7 @@ PERCENTILES = (25, 50, 75)
 
 
 def mflops(space, archs) -> np.ndarray:
-    return np.array([space.costs(a)["flops"] / 1e6 for a in archs])
+    return np.array([arch_costs(a)["flops"] / 1e6 for a in archs])
 
 
 def train(args):

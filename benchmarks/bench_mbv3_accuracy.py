@@ -33,6 +33,7 @@ from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator
 from diffusionnag.generate import SamplerConfig, generate
 from diffusionnag.guidance import Budget, Objective, combined_log_prob, guided, sigma_scaled
 from diffusionnag.metrics import rank_correlations
+from diffusionnag.nn.space_costs import arch_costs
 from diffusionnag.predictors.data import cost_pairs
 from diffusionnag.predictors.objective import (
     ACCURACY_FLOOR_QUANTILE,
@@ -86,7 +87,7 @@ def main() -> None:
     flops_model = train_predictor(
         space, model.sde, flops_archs, flops, PredictorConfig(seed=0, epochs=30), device="cpu"
     )
-    uniform = [space.costs(a)["flops"] for a in space.sample(2000, np.random.default_rng(3))]
+    uniform = [arch_costs(a)["flops"] for a in space.sample(2000, np.random.default_rng(3))]
     limit = float(np.percentile(uniform, 25))
     budget = Budget(flops_model, limit, "flops", slack=0.3)
     runs = {
@@ -104,7 +105,7 @@ def main() -> None:
             )
         cells = generate(model, args.num, sampler, seed=7, score=score).valid
         predicted = accuracy.predict(cells)
-        within = np.array([space.costs(a)["flops"] <= limit for a in cells])
+        within = np.array([arch_costs(a)["flops"] <= limit for a in cells])
         order = np.arange(len(cells)) if terms is None else np.argsort(-predicted)
         checked = [cells[i] for i in order[: args.check]]
         real = real_accuracies(evaluator, checked)

@@ -12,6 +12,7 @@ for folder in src tests benchmarks; do
 done
 ruff check "${lint_paths[@]}"
 ruff format --check "${lint_paths[@]}"
+mypy src
 
 status=0
 python -m pytest "$@" || status=$?

@@ -9,14 +9,15 @@ from strategy_options import FAST_OPTIONS
 
 from diffusionnag.evaluators.nb201_table import NB201Table
 from diffusionnag.metrics import rank_correlations
-from diffusionnag.predictors import objective
-from diffusionnag.predictors.objective import PredictorConfig, train_ensemble
+from diffusionnag.predictors import noise_aware
+from diffusionnag.predictors.noise_aware import train_noise_aware_ensemble
+from diffusionnag.predictors.objective import PredictorConfig
 from diffusionnag.search.history import History
 from diffusionnag.search.strategies import get_strategy
 from diffusionnag.search.strategies.diffusionnag_bo import (
     CleanRanking,
     DiffusionNAGBO,
-    EnsembleRanking,
+    NoiseAwareRanking,
 )
 from diffusionnag.spaces.base import Arch
 from diffusionnag.spaces.nb201 import NB201Space
@@ -101,24 +102,26 @@ def test_fit_takes_fit_steps_minibatch_steps_at_any_history(
     nb201_table: NB201Table, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[int] = []
-    members_call = objective._members_call
+    members_call = noise_aware._members_call
 
     def counting(*args: object) -> torch.Tensor:
         calls.append(1)
         return members_call(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(objective, "_members_call", counting)
+    monkeypatch.setattr(noise_aware, "_members_call", counting)
     strategy = get_strategy("diffusionnag-bo", SPACE, 0, members=2, fit_steps=7)
     assert isinstance(strategy, DiffusionNAGBO)
     for size in (20, 200):
         calls.clear()
         trials = list(table_history(nb201_table, size))
         archs, values = [t.arch for t in trials], np.array([t.value for t in trials])
-        strategy.fit_ensemble(archs, values, np.random.default_rng(0))
+        strategy.fit_noise_aware_ensemble(archs, values, np.random.default_rng(0))
         assert len(calls) == 7, f"history {size}"
 
 
-def test_train_ensemble_steps_continue_the_passes_of_epochs(nb201_table: NB201Table) -> None:
+def test_train_noise_aware_ensemble_steps_continue_the_passes_of_epochs(
+    nb201_table: NB201Table,
+) -> None:
     """``steps`` equal to the epochs' step count is the same fit; fewer is another one."""
     history = table_history(nb201_table, 40)
     archs, values = history.archs(), history.values()
@@ -126,7 +129,7 @@ def test_train_ensemble_steps_continue_the_passes_of_epochs(nb201_table: NB201Ta
     config = PredictorConfig(hidden=8, layers=1, epochs=3, batch_size=16, seed=2)
 
     def fit(steps: int | None) -> np.ndarray:
-        ensemble = train_ensemble(
+        ensemble = train_noise_aware_ensemble(
             SPACE, sde, archs, values, config, members=2, device="cpu", steps=steps
         )
         return ensemble.member_predictions(archs[:10])
@@ -148,7 +151,7 @@ def test_optimistic_guide_adds_the_members_spread(nb201_table: NB201Table) -> No
     (objective_,) = surrogate.guidance
     x = SPACE.encode(SPACE.sample(16, np.random.default_rng(3)))
     t = torch.full((16,), 0.5)
-    members = objective_.predictor.ensemble.member_outputs(x, t)
+    members = objective_.predictor.noise_aware.member_outputs(x, t)
     expected = members.mean(0) + 2.0 * members.std(0, unbiased=False)
     assert torch.allclose(objective_.predictor.standardised(x, t), expected)
     assert (members.std(0) > 0).all()
@@ -176,8 +179,8 @@ def test_clean_ranker_ranks_by_an_ensemble_fitted_on_clean_cells(nb201_table: NB
     assert rank_correlations(mean.numpy(), true)["spearman"] > 0.5
     noise_aware = get_strategy("diffusionnag-bo", SPACE, 0, **OPTIONS, ranker="noise-aware")
     plain = noise_aware.fit_surrogate(history, np.random.default_rng(1))
-    assert isinstance(plain.ranking, EnsembleRanking)
-    expected = torch.tensor(plain.ranking.ensemble.member_predictions(unseen)).mean(0)
+    assert isinstance(plain.ranking, NoiseAwareRanking)
+    expected = torch.tensor(plain.ranking.noise_aware.member_predictions(unseen)).mean(0)
     torch.testing.assert_close(plain.mean_std(unseen)[0], expected)
     with pytest.raises(ValueError, match="ranker"):
         get_strategy("diffusionnag-bo", SPACE, 0, ranker="gp")

@@ -22,6 +22,7 @@ from diffusionnag.guidance import (
     guided,
     sigma_scaled,
 )
+from diffusionnag.nn.space_costs import arch_costs
 from diffusionnag.predictors.data import cost_pairs
 from diffusionnag.predictors.objective import PredictorConfig, TrainedPredictor, train_predictor
 from diffusionnag.spaces import Arch
@@ -156,7 +157,7 @@ def test_budget_log_prob_and_exact_check() -> None:
     both = combined_log_prob([objective, budget])(x, t)
     torch.testing.assert_close(both, objective.log_prob(x, t) + budget.log_prob(x, t))
     small, large = Arch("nb201", (0,) * 6), Arch("nb201", (3,) * 6)
-    limit = SPACE.costs(small)["params"]
+    limit = arch_costs(small)["params"]
     assert Budget(_exact(), limit).satisfied(small)
     assert not Budget(_exact(), limit).satisfied(large)
 
@@ -227,7 +228,7 @@ def test_generate_ranked_unique_feasible_and_sorted(
     found = [r["new_unique"] for r in ranked.rounds]
     assert len(ranked.archs) == min(90, sum(found)) >= 10
     assert sum(found[:-1]) < 90  # it stops after the round that reaches num_unique
-    assert all(SPACE.costs(a)["params"] <= limit for a in ranked.archs)
+    assert all(arch_costs(a)["params"] <= limit for a in ranked.archs)
     keys = [SPACE.canonical_key(a) for a in ranked.archs]
     assert len(set(keys)) == len(keys)
     assert (np.diff(ranked.predicted) <= 0).all()

@@ -17,6 +17,7 @@ from diffusionnag.diffusion.model import (
 from diffusionnag.diffusion.score_net import ScoreNetConfig, ScoreNetwork, row_log_likelihoods
 from diffusionnag.generate import SamplerConfig, generate
 from diffusionnag.guidance import Budget, combined_log_prob, guided, sigma_scaled
+from diffusionnag.nn.space_costs import arch_costs
 from diffusionnag.predictors.data import cost_pairs
 from diffusionnag.predictors.objective import PredictorConfig, TrainedPredictor, train_predictor
 from diffusionnag.spaces import Arch
@@ -56,7 +57,7 @@ def flops_predictor(model: ScoreModel) -> TrainedPredictor:
 
 
 def flops(archs: list[Arch]) -> np.ndarray:
-    return np.array([SPACE.costs(arch)["flops"] for arch in archs])
+    return np.array([arch_costs(arch)["flops"] for arch in archs])
 
 
 def test_generated_cells_are_mbv3_subnets_or_none(unguided: list[Arch | None]) -> None:

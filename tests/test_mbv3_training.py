@@ -14,6 +14,7 @@ from diffusionnag.evaluators.base import EvalResult, Evaluator
 from diffusionnag.evaluators.datasets import ImageDataset, Split, load_digits, upscale
 from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator
 from diffusionnag.nn.costs import count_flops, count_parameters
+from diffusionnag.nn.space_costs import arch_costs
 from diffusionnag.predictors.data import load_pairs
 from diffusionnag.search.job import SearchJob, build_evaluator
 from diffusionnag.search.run import run_search
@@ -109,7 +110,7 @@ class _FlopsEvaluator(Evaluator):
     dataset = "flops"
 
     def evaluate(self, arch: Arch) -> EvalResult:
-        return EvalResult(value=-SPACE.costs(arch)["flops"] / 1e6, dataset="flops", split="-")
+        return EvalResult(value=-arch_costs(arch)["flops"] / 1e6, dataset="flops", split="-")
 
 
 def test_diffusionnag_bo_searches_mbv3_with_the_shipped_score_model() -> None:

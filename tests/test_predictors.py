@@ -14,14 +14,14 @@ import torch
 from scipy.stats import kendalltau, spearmanr
 
 from diffusionnag.diffusion.sde import VESDE
+from diffusionnag.nn.space_costs import arch_costs
 from diffusionnag.predictors.data import COST_METRICS, cost_pairs, load_pairs
+from diffusionnag.predictors.noise_aware import NoiseAwareEnsemble, train_noise_aware_ensemble
 from diffusionnag.predictors.objective import (
     PredictorConfig,
-    TrainedEnsemble,
     TrainedPredictor,
     load_predictor,
     save_predictor,
-    train_ensemble,
     train_predictor,
 )
 from diffusionnag.spaces import Arch
@@ -132,15 +132,15 @@ def test_floor_raises_low_targets_to_the_quantile(cells: tuple[list[Arch], np.nd
 
 
 @pytest.fixture(scope="module")
-def ensemble(cells: tuple[list[Arch], np.ndarray]) -> TrainedEnsemble:
+def ensemble(cells: tuple[list[Arch], np.ndarray]) -> NoiseAwareEnsemble:
     archs, values = cells
-    return train_ensemble(
+    return train_noise_aware_ensemble(
         SPACE, SDE, archs[:NUM_TRAIN], values[:NUM_TRAIN], TINY, members=3, device="cpu"
     )
 
 
 def test_ensemble_members_are_independent_predictors(
-    cells: tuple[list[Arch], np.ndarray], ensemble: TrainedEnsemble
+    cells: tuple[list[Arch], np.ndarray], ensemble: NoiseAwareEnsemble
 ) -> None:
     archs, values = cells[0][NUM_TRAIN:], cells[1][NUM_TRAIN:]
     members = ensemble.member_predictions(archs)
@@ -163,10 +163,10 @@ def test_ensemble_members_are_independent_predictors(
 
 
 def test_ensemble_is_deterministic_by_seed_and_guides(
-    cells: tuple[list[Arch], np.ndarray], ensemble: TrainedEnsemble
+    cells: tuple[list[Arch], np.ndarray], ensemble: NoiseAwareEnsemble
 ) -> None:
     archs, values = cells[0][:NUM_TRAIN], cells[1][:NUM_TRAIN]
-    again = train_ensemble(SPACE, SDE, archs, values, TINY, members=3, device="cpu")
+    again = train_noise_aware_ensemble(SPACE, SDE, archs, values, TINY, members=3, device="cpu")
     np.testing.assert_array_equal(
         again.member_predictions(cells[0][NUM_TRAIN:]),
         ensemble.member_predictions(cells[0][NUM_TRAIN:]),
@@ -175,7 +175,7 @@ def test_ensemble_is_deterministic_by_seed_and_guides(
     (grad,) = torch.autograd.grad(ensemble.standardised(x, torch.full((4,), 0.3)).sum(), x)
     assert grad.shape == x.shape and grad.abs().sum() > 0
     with pytest.raises(ValueError, match="at least one member, got 0"):
-        train_ensemble(SPACE, SDE, archs, values, TINY, members=0, device="cpu")
+        train_noise_aware_ensemble(SPACE, SDE, archs, values, TINY, members=0, device="cpu")
 
 
 def test_train_predictor_rejects_bad_values(cells: tuple[list[Arch], np.ndarray]) -> None:
@@ -358,7 +358,7 @@ def test_cost_pairs_are_the_space_costs() -> None:
     for metric in COST_METRICS:
         archs, values = cost_pairs(SPACE, metric, 5, np.random.default_rng(3))
         assert archs == SPACE.sample(5, np.random.default_rng(3))
-        assert values.tolist() == [SPACE.costs(a)[metric] for a in archs]
+        assert values.tolist() == [arch_costs(a)[metric] for a in archs]
         assert (values > 0).all()
     with pytest.raises(ValueError, match="unknown cost 'latency'; known: params, flops"):
         cost_pairs(SPACE, "latency", 5, np.random.default_rng(0))

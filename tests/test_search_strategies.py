@@ -23,7 +23,7 @@ from diffusionnag.search.strategies.acquisition import (
     top_indices,
     upper_confidence_bound,
 )
-from diffusionnag.search.strategies.ensemble import features, fit_ensemble
+from diffusionnag.search.strategies.ensemble import features, fit_mlp_ensemble
 from diffusionnag.spaces.base import Arch
 from diffusionnag.spaces.nb201 import NB201Space
 
@@ -191,7 +191,9 @@ def test_ensemble_learns_the_table_and_is_seeded(nb201_table: NB201Table) -> Non
     x_train = features(space, [archs[i] for i in train])
     x_test = features(space, [archs[i] for i in test])
     fits = [
-        fit_ensemble(x_train, values[train], generator=torch.Generator().manual_seed(0), epochs=60)
+        fit_mlp_ensemble(
+            x_train, values[train], generator=torch.Generator().manual_seed(0), epochs=60
+        )
         for _ in range(2)
     ]
     mean, std = fits[0].mean_std(x_test)

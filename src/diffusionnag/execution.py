@@ -24,22 +24,10 @@ from typing import Any, Protocol
 
 import torch
 
-Handler = Callable[[Any], None]
+from diffusionnag.execution_base import Channel, Handler, WorkerLost
+
 EXECUTORS = ("local", "ray")
 """Names of the executors ``--executor`` accepts (``local``: this process or a local pool)."""
-
-
-class WorkerLost(RuntimeError):
-    """The process running a job died (killed, out of memory) before it answered."""
-
-
-class Channel(Protocol):
-    """Messages from jobs to the parent, in order per job."""
-
-    def put(self, message: Any) -> None: ...
-
-    def drain(self, timeout: float) -> None:
-        """Hand every waiting message to the parent's handler (waiting up to ``timeout``)."""
 
 
 class Executor(Protocol):
@@ -229,7 +217,7 @@ def make_executor(
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an int >= 1, got {workers!r}")
     if kind == "ray":
-        from diffusionnag.execution_ray import RayExecutor
+        from diffusionnag.execution_ray import RayExecutor  # the optional ray extra
 
         return RayExecutor(
             workers, address=address, setup=setup, setup_args=setup_args,

@@ -16,7 +16,9 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
 from typing import Any
 
-from diffusionnag.execution import Channel, Handler, WorkerLost
+import torch
+
+from diffusionnag.execution_base import Channel, Handler, WorkerLost
 
 INSTALL_HINT = "--executor ray needs Ray: pip install 'diffusionnag[ray]'"
 _SETUP_DONE: set[str] = set()
@@ -120,7 +122,6 @@ def _run_task(
 ) -> Any:
     """One job in a Ray worker: one intra-op torch thread, ``setup`` once per worker process."""
     import ray
-    import torch
 
     torch.set_num_threads(1)
     if setup is not None:

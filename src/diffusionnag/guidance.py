@@ -19,7 +19,8 @@ from torch import Tensor
 from diffusionnag.diffusion.model import ScoreModel
 from diffusionnag.diffusion.sampling import ScoreFn
 from diffusionnag.generate import DEFAULT_SAMPLER, SamplerConfig, generate
-from diffusionnag.predictors.objective import Predictor
+from diffusionnag.nn.space_costs import arch_costs
+from diffusionnag.predictors.base import Predictor
 from diffusionnag.spaces import Arch
 
 LogProb = Callable[[Tensor, Tensor], Tensor]
@@ -95,7 +96,7 @@ class Budget:
 
     def satisfied(self, arch: Arch) -> bool:
         """The exact check on a decoded architecture, with the space's own cost model."""
-        return self.predictor.space.costs(arch)[self.metric] <= self.limit
+        return arch_costs(arch)[self.metric] <= self.limit
 
     def log_prob(self, x: Tensor, t: Tensor) -> Tensor:
         cost = self.predictor.standardised(x, t)
@@ -169,7 +170,17 @@ def generate_ranked(
         )
         if len(found) >= num_unique:
             break
-    archs = list(found.values())
+    return _ranked(list(found.values()), terms, ranker, num_unique, rounds)
+
+
+def _ranked(
+    archs: list[Arch],
+    terms: Sequence[Objective | Budget],
+    ranker: Predictor | None,
+    num_unique: int,
+    rounds: list[dict],
+) -> RankedGeneration:
+    """The best ``num_unique`` by ``ranker``, else by the first objective's own predictor."""
     objective = next((t for t in terms if isinstance(t, Objective)), None)
     ranker = ranker or (objective.predictor if objective else None)
     predicted = ranker.predict(archs) if ranker and archs else np.zeros(len(archs))

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Write through ``write(tmp)`` then rename, so a reader never sees a half-written file.
 
     The file gets the permissions any new file gets (0666 less the umask), not mkstemp's 0600.

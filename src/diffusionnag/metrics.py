@@ -65,7 +65,9 @@ def _ratio(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
 
 
-def rank_correlations(predicted: Sequence[float], actual: Sequence[float]) -> dict[str, float]:
+def rank_correlations(
+    predicted: Sequence[float] | np.ndarray, actual: Sequence[float] | np.ndarray
+) -> dict[str, float]:
     """Kendall's tau-b and Spearman's rho between predictions and true values."""
     p, a = np.asarray(predicted, dtype=float), np.asarray(actual, dtype=float)
     if p.shape != a.shape or p.size < 2:

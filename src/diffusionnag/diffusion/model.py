@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from diffusionnag.config import (
@@ -223,15 +223,7 @@ def train_score_model(
         unit="step",
     )
     for step in bar:
-        for group in optimizer.param_groups:
-            group["lr"] = config.lr * _lr_factor(step, config.steps)
-        generator = torch.Generator(dev).manual_seed(config.seed * 1_000_003 + step)
-        index = torch.randint(len(data), (config.batch_size,), generator=generator, device=dev)
-        loss = dsm_loss(network, model.sde, data[index], generator)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(network.parameters(), 1.0)
-        optimizer.step()
+        loss = _train_step(model.sde, network, optimizer, data, config, step)
         _ema_update(ema, network, min(config.ema_decay, (1 + step) / (10 + step)))
         if step % 50 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
@@ -245,6 +237,27 @@ def train_score_model(
             _save_checkpoint(out, config, state)
     model.network = ema.eval()
     return model
+
+
+def _train_step(
+    sde: SDE,
+    network: ScoreNetwork,
+    optimizer: torch.optim.Optimizer,
+    data: Tensor,
+    config: ScoreTrainConfig,
+    step: int,
+) -> Tensor:
+    """One AdamW step on a minibatch drawn from ``step``'s own generator (resumable)."""
+    for group in optimizer.param_groups:
+        group["lr"] = config.lr * _lr_factor(step, config.steps)
+    generator = torch.Generator(data.device).manual_seed(config.seed * 1_000_003 + step)
+    index = torch.randint(len(data), (config.batch_size,), generator=generator, device=data.device)
+    loss = dsm_loss(network, sde, data[index], generator)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(network.parameters(), 1.0)
+    optimizer.step()
+    return loss
 
 
 def _lr_factor(step: int, total: int) -> float:

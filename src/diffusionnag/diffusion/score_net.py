@@ -69,6 +69,8 @@ def _softmax(logits: Tensor) -> Tensor:
 class NoiseEmbedding(nn.Module):
     """Fourier features of ``log sigma`` followed by a small MLP."""
 
+    frequencies: Tensor  # a buffer: moves with the module, saved in its state dict
+
     def __init__(self, features: int, hidden: int) -> None:
         super().__init__()
         self.register_buffer("frequencies", torch.arange(1, features + 1).float() * math.pi / 4)

@@ -113,21 +113,31 @@ def run_benchmark(
     settings["protocol"] = protocol
     table = NB201Table.from_csv(table_path)
     out = Path(out_dir)
+    specs = _run_specs(settings, out, resume)
+    records = _execute(specs, workers, table, progress, executor, ray_address)
+    summary = _summarise(settings, specs, records, table)
+    _write_outputs(out, summary, specs, records, table)
+    return summary
+
+
+def _run_specs(settings: Mapping[str, Any], out: Path, resume: bool) -> list[RunSpec]:
+    """Every (dataset, strategy, seed) run, its journal under ``out/runs``; without ``resume``,
+    ``ValueError`` when any of those journals exists already."""
     specs = [
         RunSpec(
             strategy=name,
             seed=seed,
             dataset=dataset,
-            budget=budget,
-            batch_size=batch_size,
+            budget=settings["budget"],
+            batch_size=settings["batch_size"],
             journal=str(out / "runs" / dataset / name / f"seed{seed}.jsonl"),
             resume=resume,
             options=settings["strategy_options"].get(name, {}),
-            stop_at_optimum=stop_at_optimum,
-            protocol=protocol,
+            stop_at_optimum=settings["stop_at_optimum"],
+            protocol=settings["protocol"],
         )
         for dataset in settings["datasets"]
-        for name in strategies
+        for name in settings["strategies"]
         for seed in settings["seeds"]
     ]
     existing = [spec.journal for spec in specs if Path(spec.journal).exists()]
@@ -136,10 +146,7 @@ def run_benchmark(
             f"{len(existing)} run journal(s) already exist under {out} (e.g. {existing[0]}); "
             "pass resume=True to continue them, or choose another out_dir"
         )
-    records = _execute(specs, workers, table, progress, executor, ray_address)
-    summary = _summarise(settings, specs, records, table)
-    _write_outputs(out, summary, specs, records, table)
-    return summary
+    return specs
 
 
 def _settings(
@@ -335,7 +342,7 @@ def _summarise(
     blocks: dict[str, Any] = {}
     for dataset in settings["datasets"]:
         arch, optimum = table.optimum(dataset)
-        block = {
+        block: dict[str, Any] = {
             "optimum": {"arch": NB201Space().to_string(arch), "value": optimum},
             "random_expectation": random_yardstick(table.accuracies(dataset), settings["budget"]),
             "strategies": {},

@@ -26,6 +26,12 @@ import numpy as np
 
 from diffusionnag.evaluators.base import Evaluator
 from diffusionnag.evaluators.nb201_table import NB201Table, TableEvaluator, resolve_dataset
+from diffusionnag.evaluators.nb201_valid import (
+    ValidationEvaluator,
+    load_valid_table,
+    package_key,
+    resolve_valid_dataset,
+)
 from diffusionnag.io import atomic_write_json, atomic_write_text
 from diffusionnag.search.history import History
 from diffusionnag.spaces.nb201 import NB201Space
@@ -45,7 +51,6 @@ def check_protocol(protocol: str, stop_at_optimum: bool) -> Callable[[str], str]
     if stop_at_optimum:
         raise ValueError("stop_at_optimum needs protocol 'table': a search by validation "
                          "accuracy cannot know when it has the test optimum")  # fmt: skip
-    from diffusionnag.evaluators.nb201_valid import load_valid_table, resolve_valid_dataset
 
     def resolve(name: str) -> str:
         dataset = resolve_valid_dataset(name)
@@ -60,8 +65,6 @@ def make_evaluator(protocol: str, dataset: str, seed: int, table: NB201Table) ->
     from the run seed) with the table's test accuracy in ``metrics``."""
     if protocol == "table":
         return TableEvaluator(table, dataset)
-    from diffusionnag.evaluators.nb201_valid import ValidationEvaluator
-
     return ValidationEvaluator(dataset, seed=seed, test_table=table)
 
 
@@ -128,8 +131,6 @@ def random_chosen_test(
     the ``random`` strategy draws without replacement and skips isomorphic cells). For n draws,
     the highest validation value is ``v`` with probability ``F(v)^n - F(v-)^n``, ``F`` the CDF
     of the values; tied pairs share that in proportion to their weights."""
-    from diffusionnag.evaluators.nb201_valid import package_key
-
     values, tests, weights = [], [], []
     column = table.accuracies(report_dataset(dataset))
     for arch, test in zip(table.archs, column, strict=True):
@@ -160,8 +161,6 @@ def valid_summary(
     settings: dict[str, Any], histories: Mapping[tuple[str, str], list[History]], table: NB201Table
 ) -> dict[str, Any]:
     """The clean protocol's summary; ``histories`` maps (dataset, strategy) to its runs."""
-    from diffusionnag.evaluators.nb201_valid import load_valid_table
-
     budget = settings["budget"]
     blocks: dict[str, Any] = {}
     for dataset in settings["datasets"]:
@@ -276,7 +275,6 @@ def write_valid_outputs(
     table: NB201Table,
 ) -> None:  # fmt: skip
     """summary.json, summary.md and a chosen-cell test accuracy plot per dataset."""
-    from diffusionnag.evaluators.nb201_valid import load_valid_table
     from diffusionnag.search.plots import plot_best_so_far  # matplotlib: only the parent
 
     atomic_write_json(out / "summary.json", summary)

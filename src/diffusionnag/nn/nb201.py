@@ -146,7 +146,7 @@ def build_nb201_network(
 @lru_cache(maxsize=256)
 def _edge_costs(
     channels: int, cells_per_stage: int, num_classes: int, resolution: int, in_channels: int
-) -> tuple[tuple[int, int], tuple[tuple[int, int], ...]]:
+) -> tuple[tuple[int, int], tuple[tuple[int, ...], ...]]:
     """``(params, flops)`` of the network without cells, and what one edge of each operation adds.
 
     Every edge keeps its stage's shape, so an edge's cost depends only on its operation: the

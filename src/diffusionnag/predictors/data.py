@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from diffusionnag.nn.space_costs import arch_costs
 from diffusionnag.spaces import Arch, SearchSpace
 
 COST_METRICS = ("params", "flops")
@@ -139,4 +140,4 @@ def cost_pairs(
     if metric not in COST_METRICS:
         raise ValueError(f"unknown cost {metric!r}; known: {', '.join(COST_METRICS)}")
     archs = space.sample(num, rng)
-    return archs, np.array([space.costs(arch)[metric] for arch in archs])
+    return archs, np.array([arch_costs(arch)[metric] for arch in archs])

@@ -203,4 +203,6 @@ def load_pretrained(extractor: nn.Module, folder: Path = ASSET) -> None:
 
 
 def extractor_width(extractor: ConvFeatures) -> int:
-    return extractor.convs[-1].out_channels
+    last = extractor.convs[-1]
+    assert isinstance(last, nn.Conv2d)
+    return last.out_channels

@@ -13,10 +13,7 @@ same operation at different places of the cell.
 
 from __future__ import annotations
 
-import itertools
 import json
-import math
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +21,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, stack_module_state, vmap
 
 from diffusionnag.config import (
     FRACTION,
@@ -99,6 +95,9 @@ class DirectedGraphConv(nn.Module):
 class ObjectivePredictor(nn.Module):
     """``(x_t [B, N, V], std [B]) -> [B]`` standardised objective of the clean architecture."""
 
+    from_parents: Tensor  # buffers: the space's adjacency normalised by in- and out-degree
+    from_children: Tensor
+
     def __init__(self, space: SearchSpace, hidden: int = 64, layers: int = 3) -> None:
         super().__init__()
         adjacency = space.adjacency()
@@ -157,9 +156,9 @@ def train_predictor(
 ) -> TrainedPredictor:
     """Fit on architectures perturbed by ``sde`` at random times (``t`` drawn per example)."""
     dev = resolve_device(device)
-    x0, y, mean, scale = _training_data(space, archs, values, config, dev)
+    x0, y, mean, scale = training_data(space, archs, values, config, dev)
     torch_seed = torch.Generator().manual_seed(config.seed)
-    network = _init_network(space, config, torch_seed).to(dev)
+    network = init_network(space, config, torch_seed).to(dev)
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
@@ -175,7 +174,7 @@ def train_predictor(
     return TrainedPredictor(space, sde, network, mean, scale, dict(meta or {}))
 
 
-def _training_data(
+def training_data(
     space: SearchSpace,
     archs: list[Arch],
     values: np.ndarray | list[float],
@@ -196,125 +195,7 @@ def _training_data(
     return space.encode(archs).to(device), y, mean, scale
 
 
-@dataclass
-class TrainedEnsemble:
-    """Independently initialised predictors trained on the same targets, evaluated together.
-
-    The members' weights are stacked (``[M, ...]``) and run through one ``torch.func.vmap``:
-    a member trains exactly as it would alone (its own initialisation, batch order and noise;
-    AdamW is per parameter), but M small networks cost about one network's Python overhead,
-    which is what dominates at these sizes. ``standardised`` is the members' mean, so an
-    ensemble guides wherever a single predictor does.
-    """
-
-    space: SearchSpace
-    sde: SDE
-    template: ObjectivePredictor
-    params: dict[str, Tensor]
-    buffers: dict[str, Tensor]
-    mean: float
-    scale: float
-
-    @property
-    def members(self) -> int:
-        return next(iter(self.params.values())).shape[0]
-
-    def member_outputs(self, x: Tensor, t: Tensor) -> Tensor:
-        """``[M, B]`` standardised predictions of every member at noisy ``x`` and time ``t``."""
-        return _members_call(self.template, self.params, self.buffers, x, self.sde.std(t))
-
-    def standardised(self, x: Tensor, t: Tensor) -> Tensor:
-        return self.member_outputs(x, t).mean(0)
-
-    @torch.no_grad()
-    def member_predictions(self, archs: list[Arch]) -> np.ndarray:
-        """``[M, B]`` clean predictions in the objective's own units."""
-        device = next(iter(self.buffers.values())).device
-        x = self.space.encode(archs).to(device)
-        t = torch.full((len(archs),), self.sde.t_min, device=device)
-        return self.member_outputs(x, t).cpu().numpy() * self.scale + self.mean
-
-    def predict(self, archs: list[Arch]) -> np.ndarray:
-        """Clean ensemble-mean predictions in the objective's own units."""
-        return self.member_predictions(archs).mean(0)
-
-
-Predictor = TrainedPredictor | TrainedEnsemble
-"""Anything guidance and ranking can use: ``standardised``, ``predict``, ``mean``, ``scale``."""
-
-
-def _members_call(
-    template: nn.Module,
-    params: dict[str, Tensor],
-    buffers: dict[str, Tensor],
-    x: Tensor,
-    std: Tensor,
-) -> Tensor:
-    """``[M, B]``: every member on the same ``x [B, N, V]``, or on its own ``x [M, B, N, V]``."""
-    shared = None if x.dim() == 3 else 0
-
-    def one(p: dict[str, Tensor], b: dict[str, Tensor], xm: Tensor, sm: Tensor) -> Tensor:
-        return functional_call(template, (p, b), (xm, sm))
-
-    return vmap(one, in_dims=(0, 0, shared, shared))(params, buffers, x, std)
-
-
-def train_ensemble(
-    space: SearchSpace,
-    sde: SDE,
-    archs: list[Arch],
-    values: np.ndarray | list[float],
-    config: PredictorConfig = PredictorConfig(),
-    *,
-    members: int = 5,
-    device: str = "auto",
-    steps: int | None = None,
-) -> TrainedEnsemble:
-    """``members`` predictors fitted as :func:`train_predictor` fits one, all in one pass.
-
-    ``steps``: exactly that many minibatch steps instead of ``config.epochs`` passes, so the cost
-    of a fit does not grow with the number of cells (the passes go on as long as the steps do).
-    """
-    if members < 1:
-        raise ValueError(f"an ensemble needs at least one member, got {members}")
-    if steps is not None and steps < 1:
-        raise ValueError(f"an ensemble fit needs at least one step, got {steps}")
-    dev = resolve_device(device)
-    x0, y, mean, scale = _training_data(space, archs, values, config, dev)
-    seeds = torch.Generator().manual_seed(config.seed)
-    networks = [_init_network(space, config, seeds).to(dev) for _ in range(members)]
-    params, buffers = stack_module_state(networks)
-    template = networks[0]
-    optimizer = torch.optim.AdamW(params.values(), lr=config.lr, weight_decay=config.weight_decay)
-    generator = torch.Generator(dev).manual_seed(config.seed)
-    n = len(archs)
-    if steps is None:
-        steps = config.epochs * math.ceil(n / config.batch_size)
-    batches = _member_batches(members, n, config.batch_size, generator)
-    for batch in itertools.islice(batches, steps):  # [M, b]
-        t, noise = _noise_draws(sde, (*batch.shape, *x0.shape[1:]), config, generator)
-        noisy = sde.perturb(x0[batch].flatten(0, 1), t.flatten(), noise.flatten(0, 1))
-        outputs = _members_call(
-            template, params, buffers, noisy.view(noise.shape), sde.std(t)
-        )  # [M, b]
-        loss = (outputs - y[batch]).pow(2).mean(1).sum()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    params = {name: value.detach() for name, value in params.items()}
-    return TrainedEnsemble(space, sde, template.eval(), params, buffers, mean, scale)
-
-
-def _member_batches(
-    members: int, n: int, batch_size: int, generator: torch.Generator
-) -> Iterator[Tensor]:
-    """Endless ``[M, b]`` index batches: pass after pass, each member in its own random order."""
-    while True:
-        orders = torch.rand(members, n, generator=generator, device=generator.device)
-        yield from orders.argsort(1).split(batch_size, dim=1)
-
-
-def _init_network(
+def init_network(
     space: SearchSpace, config: PredictorConfig, generator: torch.Generator
 ) -> ObjectivePredictor:
     with torch.random.fork_rng(devices=[]):
@@ -330,12 +211,12 @@ def _noisy_regression_loss(
     config: PredictorConfig,
     generator: torch.Generator,
 ) -> Tensor:
-    t, noise = _noise_draws(sde, x0.shape, config, generator)
+    t, noise = noise_draws(sde, x0.shape, config, generator)
     prediction = network(sde.perturb(x0, t, noise), sde.std(t))
     return (prediction - y).pow(2).mean()
 
 
-def _noise_draws(
+def noise_draws(
     sde: SDE, shape: tuple[int, ...], config: PredictorConfig, generator: torch.Generator
 ) -> tuple[Tensor, Tensor]:
     """Times ``shape[:-2]`` (a ``clean_fraction`` share at ``t_min``) and noise ``shape``."""

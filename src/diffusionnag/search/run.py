@@ -28,6 +28,7 @@ from diffusionnag import __version__
 from diffusionnag.evaluators.base import EvalResult, Evaluator
 from diffusionnag.execution import Executor, WorkerLost, in_order, make_executor
 from diffusionnag.io import atomic_write_json
+from diffusionnag.nn.space_costs import arch_costs
 from diffusionnag.search.base import SearchStrategy
 from diffusionnag.search.history import History, Trial
 from diffusionnag.search.journal import JOURNAL_FORMAT, open_journal
@@ -111,7 +112,7 @@ def search_trials(
     for trial in replayed:
         history.append(trial)
         strategy.tell(history, trial)
-    evaluate = _evaluations(evaluator, executor, retries, space)
+    evaluate = _evaluations(evaluator, executor, retries)
     with tqdm(total=budget, initial=len(history), disable=not progress, unit="cell") as bar:
         bar.set_description(f"{strategy.name} {evaluator.dataset}")
         _loop(strategy, evaluate, history, budget, batch_size, on_trial, bar, stop_value)
@@ -153,9 +154,7 @@ def evaluate_installed(arch: Arch) -> tuple[EvalResult, float]:
 Evaluations = Callable[[list[Arch]], Iterator[tuple[EvalResult, float]]]
 
 
-def _evaluations(
-    evaluator: Evaluator, executor: Executor | None, retries: int, space: SearchSpace
-) -> Evaluations:
+def _evaluations(evaluator: Evaluator, executor: Executor | None, retries: int) -> Evaluations:
     """How a batch is evaluated: ``(result, seconds)`` per cell, in batch order. In parallel,
     cells start in order of decreasing FLOPs (a proxy for training time): longest first
     leaves the short cells to fill in, so fewer workers sit idle at a batch's end."""
@@ -169,7 +168,7 @@ def _evaluations(
     def at_once(archs: list[Arch]) -> Iterator[tuple[EvalResult, float]]:
         assert executor is not None
         jobs = [(arch,) for arch in archs]
-        flops = [space.costs(arch)["flops"] for arch in archs]
+        flops = [arch_costs(arch)["flops"] for arch in archs]
         order = sorted(range(len(archs)), key=lambda number: -flops[number])
         outcomes = in_order(executor, evaluate_installed, jobs, retries=retries, submit_order=order)
         for outcome, attempts in outcomes:

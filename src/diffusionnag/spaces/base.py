@@ -71,10 +71,6 @@ class SearchSpace(ABC):
         """
         return self.to_string(arch)
 
-    def costs(self, arch: Arch) -> dict[str, float]:
-        """Exact hardware costs of the architecture's network (``params``, ``flops``)."""
-        raise ValueError(f"search space {self.name!r} has no cost model")
-
     def positions(self) -> Tensor:
         """``[N]`` integer position of each node for the score network's positional embedding."""
         return torch.arange(self.num_nodes)

@@ -91,13 +91,6 @@ class MBV3Space(SearchSpace):
     vocab = OPERATIONS
     num_nodes = NUM_SLOTS
 
-    def costs(self, arch: Arch) -> dict[str, float]:
-        """Parameters and FLOPs (multiply-accumulates) of the subnet on ImageNet at 224 px."""
-        from diffusionnag.nn.mbv3 import mbv3_costs  # the network module imports this one
-
-        costs = mbv3_costs(arch)
-        return {"params": float(costs.params), "flops": float(costs.flops)}
-
     def adjacency(self) -> Tensor:
         return _adjacency().clone()
 
@@ -197,7 +190,7 @@ class MBV3Space(SearchSpace):
         """Change one layer's operation, drop a stage's last layer, or append one (any op)."""
         depths = stage_depths(arch)
         ops = arch.ops
-        result = []
+        result: list[Arch] = []
         for slot, current in enumerate(ops):
             if current != SKIP:
                 result.extend(

@@ -99,12 +99,6 @@ class NB201Space(SearchSpace):
     def canonical_key(self, arch: Arch) -> str:
         return _computation(arch.ops)
 
-    def costs(self, arch: Arch) -> dict[str, float]:
-        """Parameters and FLOPs (multiply-accumulates) on CIFAR-10 settings: C=16, N=5, 32 px."""
-        from diffusionnag.nn.nb201 import nb201_costs  # the network module imports this one
-
-        return {key: float(value) for key, value in nb201_costs(arch).items()}
-
     def sample(self, n: int, rng: np.random.Generator) -> list[Arch]:
         draws = rng.integers(len(OPERATIONS), size=(n, len(EDGES)))
         return [Arch(self.name, tuple(int(v) for v in row)) for row in draws]

@@ -110,7 +110,7 @@ class TransferBO(DiffusionNAGBO):
         predicted = prior.predict(archs)
         slope, intercept = _line(predicted, values)
         residuals = values - (slope * predicted + intercept)
-        ensemble = self.fit_ensemble(archs, residuals, rng, floor_quantile=0.0)
+        ensemble = self.fit_noise_aware_ensemble(archs, residuals, rng, floor_quantile=0.0)
         spread = float(values.std()) or 1.0
         guidance = [
             Objective(prior, weight=slope / spread),

@@ -22,7 +22,7 @@ from diffusionnag.search.base import (
 )
 from diffusionnag.search.history import History
 from diffusionnag.search.strategies.acquisition import ACQUISITIONS, acquisition_scores, top_indices
-from diffusionnag.search.strategies.ensemble import features, fit_ensemble
+from diffusionnag.search.strategies.ensemble import features, fit_mlp_ensemble
 from diffusionnag.spaces.base import Arch, SearchSpace
 
 
@@ -67,7 +67,7 @@ class Bananas(ModelBasedStrategy):
             return
         generator = torch.Generator().manual_seed(int(rng.integers(2**63)))
         trials = [t for t in history if t.ok]
-        ensemble = fit_ensemble(
+        ensemble = fit_mlp_ensemble(
             features(self.space, [t.arch for t in trials]),
             torch.tensor([t.value for t in trials]),
             generator=generator,

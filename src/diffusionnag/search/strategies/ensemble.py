@@ -72,7 +72,7 @@ class MLPEnsemble:
         return predictions.mean(0), predictions.std(0, unbiased=False)
 
 
-def fit_ensemble(
+def fit_mlp_ensemble(
     x: Tensor,
     y: Tensor,
     *,
