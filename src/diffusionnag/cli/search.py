@@ -225,7 +225,10 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     known = standalone_strategies()
     unknown = sorted(set(args.strategies) - set(known))
     if unknown:
-        raise ValueError(f"unknown strategies {unknown}; known: {', '.join(known)}")
+        raise ValueError(
+            f"unknown strategies {unknown}; known: {', '.join(known)} (strategies that read "
+            "a target task, like transfer, run with search or transfer)"
+        )
     if args.stop_at_optimum and args.protocol != "table":
         raise ValueError("--stop-at-optimum needs --protocol table: a search by validation "
                          "accuracy cannot know when it has the test optimum")  # fmt: skip

@@ -14,8 +14,9 @@ from diffusionnag.generate import SAMPLER_NAMES
 from diffusionnag.predictors.extractor import EXTRACTOR_NAMES
 from diffusionnag.predictors.meta import MetaPredictorConfig
 from diffusionnag.predictors.task_encoders import ENCODERS, encoder_needs
-from diffusionnag.search.job import SearchJob
+from diffusionnag.search.job import SearchJob, best_table
 from diffusionnag.spaces import SPACES, get_space
+from diffusionnag.transfer.pipeline import TRANSFER_STRATEGIES, TransferJob, run_transfer
 
 DEFAULTS = MetaPredictorConfig()
 
@@ -146,7 +147,7 @@ def add_transfer_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--candidates", type=positive_int, default=100, help="generated pool size")
     parser.add_argument(
         "--strategy",
-        choices=("transfer", "transfer-bo"),
+        choices=TRANSFER_STRATEGIES,
         default="transfer",
         help="transfer: evaluate the generated cells best-ranked first; transfer-bo: "
         "DiffusionNAG-BO warm-started by the meta-predictor (its prior for the first 5 "
@@ -213,9 +214,6 @@ def _strategy_options(args: argparse.Namespace) -> dict[str, object]:
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
-    from diffusionnag.search.job import best_table
-    from diffusionnag.transfer.pipeline import TransferJob, run_transfer
-
     check_writable(args.out, folder=False)
     benchmark = BenchmarkSpec.parse(args.benchmark)
     search = SearchJob(

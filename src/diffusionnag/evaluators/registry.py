@@ -1,6 +1,7 @@
 """Benchmarks by kind: ``--benchmark KIND:ARGUMENT`` parsed once into a :class:`BenchmarkSpec`,
 built by the kind's registered builder into a :class:`Target`: the evaluator and what the task
-knows (its training images per class, its sizes, the table it queries), so nothing downstream
+knows (its training images per class, which also give its sizes; the table it queries; the name
+references give it), so nothing downstream
 parses the string again or reaches into an evaluator.
 
 Registered kinds (:data:`EVALUATORS`): ``nb201:<dataset>`` queries the NATS-Bench table
@@ -87,14 +88,6 @@ class Target:
         if data is None:
             return None
         return [data.train.images[data.train.labels == c] for c in range(data.num_classes)]
-
-    @property
-    def sizes(self) -> tuple[float, int] | None:
-        """(training images per class, classes); ``None`` for a table."""
-        data = self.train_data
-        if data is None:
-            return None
-        return len(data.train) / data.num_classes, data.num_classes
 
 
 TargetBuilder = Callable[[BenchmarkSpec, TargetSettings, SearchSpace], Target]

@@ -211,6 +211,7 @@ class EvaluationsEncoder(TaskEncoder):
         valid = torch.zeros(len(tasks), length, dtype=torch.bool, device=reference.device)
         for row, (task, size) in enumerate(zip(tasks, sizes, strict=True)):
             if size:
+                assert task.support_cells is not None and task.support_values is not None
                 cells[row, :size], values[row, :size] = task.support_cells, task.support_values
                 valid[row, :size] = True
         return self.batch(cells, values, valid)

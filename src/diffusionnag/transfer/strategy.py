@@ -67,8 +67,8 @@ class TransferStrategy(SearchStrategy):
     ) -> None:
         super().__init__(space, seed)
         self.meta_predictor, self.score_model, self.support = meta_predictor, score_model, support
-        known = load_pairs(support, space) if support else ([], [])
-        self.known = (list(known[0]), [float(v) for v in known[1]])
+        archs, values = load_pairs(support, space) if support else ([], np.zeros(0))
+        self.known = (list(archs), [float(v) for v in values])
         self.candidates = check_positive("candidates", candidates)
         if not (isinstance(scale, int | float) and math.isfinite(scale) and scale >= 0):
             raise ValueError(f"option scale must be a finite number >= 0, got {scale!r}")
