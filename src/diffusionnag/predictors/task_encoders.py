@@ -12,10 +12,10 @@ reads (:attr:`TaskEncoder.needs`) and builds its own input from a :class:`KnownT
 - ``none``: the task is not known; one learned vector for every task. A meta-predictor with it
   is the unconditioned ablation: the same network and meta-training, fitted to all tasks pooled.
 
-The set layers are Set Transformer blocks (self-attention without positions, then attention
-pooling with learned seeds), so permuting a set permutes nothing downstream. Both encoders map
-an empty support set to a learned vector, the "unknown task" the meta-predictor falls back to.
-Another encoder joins with :func:`register_encoder`.
+The set layers (``predictors.set_pooling``) are Set Transformer blocks (self-attention without
+positions, then attention pooling with learned seeds), so permuting a set permutes nothing
+downstream. Both encoders map an empty support set to a learned vector, the "unknown task" the
+meta-predictor falls back to. Another encoder joins with :func:`register_encoder`.
 """
 
 from __future__ import annotations
@@ -31,56 +31,12 @@ from torch import Tensor, nn
 
 from diffusionnag.predictors.cell_graph import CellGraphEncoder
 from diffusionnag.predictors.extractor import build_extractor, load_pretrained
+from diffusionnag.predictors.set_pooling import SetPooling
 from diffusionnag.spaces.base import SearchSpace
 
 NEEDS = frozenset({"images", "sizes", "support"})
 """What an encoder may read of a task: its training images per class, their sizes (training
 images per class and classes), a support set of evaluated cells."""
-
-
-class SetAttentionBlock(nn.Module):
-    """``[S, L, D] -> [S, L, D]``: self-attention over each set's L elements, then an MLP.
-    ``pad [S, L]`` marks padding elements (sets of different sizes batched together)."""
-
-    def __init__(self, dim: int, heads: int = 4) -> None:
-        super().__init__()
-        self.attention = nn.MultiheadAttention(dim, heads, batch_first=True)
-        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
-
-    def forward(self, x: Tensor, pad: Tensor | None = None) -> Tensor:
-        h = self.norm1(x)
-        x = x + self.attention(h, h, h, key_padding_mask=pad, need_weights=False)[0]
-        return x + self.mlp(self.norm2(x))
-
-
-class AttentionPool(nn.Module):
-    """``[S, L, D] -> [S, D]``: one learned query attends over each set (Set Transformer PMA)."""
-
-    def __init__(self, dim: int, heads: int = 4) -> None:
-        super().__init__()
-        self.seed = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
-        self.attention = nn.MultiheadAttention(dim, heads, batch_first=True)
-        self.out = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim))
-
-    def forward(self, x: Tensor, pad: Tensor | None = None) -> Tensor:
-        query = self.seed.expand(x.shape[0], -1, -1)  # [S, 1, D]
-        pooled = self.attention(query, x, x, key_padding_mask=pad, need_weights=False)[0]
-        return self.out(pooled.squeeze(1))  # [S, D]
-
-
-class SetPooling(nn.Module):
-    """Set attention blocks followed by attention pooling: a permutation-invariant set summary."""
-
-    def __init__(self, dim: int, blocks: int = 1, heads: int = 4) -> None:
-        super().__init__()
-        self.blocks = nn.ModuleList(SetAttentionBlock(dim, heads) for _ in range(blocks))
-        self.pool = AttentionPool(dim, heads)
-
-    def forward(self, x: Tensor, pad: Tensor | None = None) -> Tensor:
-        for block in self.blocks:
-            x = block(x, pad)
-        return self.pool(x, pad)  # [S, L, D] -> [S, D]
 
 
 @dataclass(frozen=True)
