@@ -24,8 +24,10 @@ import numpy as np
 import torch
 
 from diffusionnag.evaluators.nb201_table import DATASETS, NB201Table, TableEvaluator
+from diffusionnag.evaluators.registry import BenchmarkSpec
 from diffusionnag.evaluators.shared_data import default_table_path
 from diffusionnag.metrics import rank_correlations
+from diffusionnag.search.job import SearchJob
 from diffusionnag.search.run import run_search
 from diffusionnag.search.strategies import get_strategy
 from diffusionnag.spaces.nb201 import NB201Space
@@ -109,11 +111,10 @@ def main() -> None:
         transfer = []
         for seed in seeds:
             out = args.out / target / f"{args.strategy}-seed{seed}.json"
-            job = TransferJob(
-                benchmark=f"nb201:{target}",
+            search = SearchJob(
                 strategy=args.strategy,
+                benchmark=BenchmarkSpec("nb201", target),
                 stop_value=optimum if args.strategy == "transfer-bo" else None,
-                meta_predictor=meta,
                 budget=args.budget,
                 seed=seed,
                 out=out,
@@ -121,8 +122,8 @@ def main() -> None:
                 table=table_path,
                 progress=False,
             )
-            run = run_transfer(job)
-            history, strategy = run.history, run.strategy
+            run = run_transfer(TransferJob(search, meta_predictor=meta))
+            history, trained_on = run.history, run.transfer["trained_on"]
             values = [t.value for t in history]
             transfer.append(curve_stats(values, optimum))
         source, order = nearest_table_order(table, target, args.budget)
@@ -141,7 +142,7 @@ def main() -> None:
             bo.append(curve_stats([t.value for t in history], optimum))
         report[target] = {
             "optimum": optimum,
-            "trained_on": strategy.predictor.trained_on,
+            "trained_on": trained_on,
             "transfer": summarise(transfer),
             "transfer_runs": transfer,
             f"nearest_table_order ({source})": curve_stats(order, optimum),

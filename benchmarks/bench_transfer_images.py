@@ -54,8 +54,8 @@ from diffusionnag.pretrained import default_score_model
 from diffusionnag.search.history import History, Trial
 from diffusionnag.spaces import get_space
 from diffusionnag.transfer.builder import BuildConfig, RowJob, build_meta_dataset, train_rows
+from diffusionnag.transfer.defaults import ASSETS
 from diffusionnag.transfer.meta_train import load_meta_predictor
-from diffusionnag.transfer.pipeline import ASSETS
 from diffusionnag.transfer.reference import read_reference, shipped_reference
 from diffusionnag.transfer.strategy import TransferStrategy
 
@@ -133,7 +133,7 @@ def stage_proposals(args: argparse.Namespace) -> None:
         done = read_proposals(args, method)
         mine = json.loads(path.read_text()) if path.exists() else {}
         predictor = load_meta_predictor(folder, "cpu")
-        images = predictor.config.encoder == "images"
+        images = "images" in predictor.network.task_encoder.needs
         # Without task conditioning every target gets the same proposals: compute them once.
         tasks = targets(args) if images else ["any target"]
         if args.shard:
@@ -144,10 +144,11 @@ def stage_proposals(args: argparse.Namespace) -> None:
                 if key in done:
                     continue
                 strategy = TransferStrategy(
-                    SPACE, seed, predictor, model,
-                    task_images(TaskSpec.from_name(task)) if images else None,
-                    candidates=args.candidates, round_samples=args.round_samples,
-                )  # fmt: skip
+                    SPACE, seed, candidates=args.candidates, round_samples=args.round_samples
+                )
+                strategy.use(
+                    predictor, model, task_images(TaskSpec.from_name(task)) if images else None
+                )
                 done[key] = mine[key] = proposals_of(strategy, max(args.budgets))
                 atomic_write_json(path, mine)
                 print(f"{key}: {done[key][0]} ... ({strategy.generation_rounds})", flush=True)

@@ -20,8 +20,8 @@ import torch
 from diffusionnag.evaluators.nb201_table import DATASETS, NB201Table
 from diffusionnag.evaluators.shared_data import default_table_path
 from diffusionnag.spaces.nb201 import NB201Space
+from diffusionnag.transfer.defaults import ASSETS, SHIPPED_META
 from diffusionnag.transfer.meta_train import load_meta_predictor
-from diffusionnag.transfer.pipeline import ASSETS, SHIPPED_META
 
 
 def evaluations_to_optimum(order: np.ndarray, accuracies: np.ndarray) -> int:

@@ -29,6 +29,7 @@ from diffusionnag.predictors.extractor import (
 from diffusionnag.predictors.meta import MetaPredictor, MetaPredictorConfig
 from diffusionnag.predictors.task_encoders import TaskData
 from diffusionnag.spaces.nb201 import NB201Space
+from diffusionnag.transfer.defaults import ASSETS
 from diffusionnag.transfer.meta_train import (
     CONFIG_FILE,
     load_meta_predictor,
@@ -36,7 +37,6 @@ from diffusionnag.transfer.meta_train import (
     train_meta_predictor,
 )
 from diffusionnag.transfer.metadata import MetaDataset, MetaTask
-from diffusionnag.transfer.pipeline import ASSETS
 
 SPACE = NB201Space()
 SDE = build_sde("ve", sigma_min=0.05, sigma_max=5.0)

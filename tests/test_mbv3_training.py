@@ -12,11 +12,11 @@ from strategy_options import FAST_OPTIONS
 
 from diffusionnag.evaluators.base import EvalResult, Evaluator
 from diffusionnag.evaluators.datasets import ImageDataset, Split, load_digits, upscale
+from diffusionnag.evaluators.registry import BenchmarkSpec, TargetSettings, build_target
 from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator
 from diffusionnag.nn.costs import count_flops, count_parameters
 from diffusionnag.nn.space_costs import arch_costs
 from diffusionnag.predictors.data import load_pairs
-from diffusionnag.search.job import SearchJob, build_evaluator
 from diffusionnag.search.run import run_search
 from diffusionnag.search.strategies import get_strategy
 from diffusionnag.spaces import Arch, get_space
@@ -78,17 +78,15 @@ def test_evaluator_and_config_errors(digits: ImageDataset) -> None:
 
 
 def test_job_trains_mbv3_but_the_table_is_nb201_only() -> None:
-    job = SearchJob(space="mbv3", benchmark="train:digits", progress=False)
-    evaluator = build_evaluator(job, SPACE)
+    evaluator = build_target(BenchmarkSpec("train", "digits"), TargetSettings(), SPACE).evaluator
     assert isinstance(evaluator, TrainingEvaluator)
     assert (evaluator.space_name, evaluator.dataset, evaluator.data.resolution) == (
         "mbv3",
         "digits",
         32,
     )
-    table_job = dataclasses.replace(job, benchmark="nb201:cifar10")
     with pytest.raises(ValueError, match=r"NAS-Bench-201 table.*not 'mbv3'.*train:<dataset>"):
-        build_evaluator(table_job, SPACE)
+        build_target(BenchmarkSpec("nb201", "cifar10"), TargetSettings(), SPACE)
 
 
 def test_pairs_from_a_search_run(digits: ImageDataset, tmp_path: Path) -> None:

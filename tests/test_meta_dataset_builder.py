@@ -20,9 +20,9 @@ from diffusionnag.cli import main
 from diffusionnag.diffusion.sde import build_sde
 from diffusionnag.evaluators.tasks import TaskSpec
 from diffusionnag.predictors.meta import MetaPredictorConfig
-from diffusionnag.predictors.task_encoders import TaskData
+from diffusionnag.predictors.task_encoders import TaskData, sample_class_images
 from diffusionnag.spaces import get_space
-from diffusionnag.transfer.meta_train import sample_class_images, train_meta_predictor
+from diffusionnag.transfer.meta_train import train_meta_predictor
 from diffusionnag.transfer.metadata import read_meta_dataset
 
 CLI = "import sys; from diffusionnag.cli import main; sys.exit(main(sys.argv[1:]))"

@@ -14,19 +14,20 @@ from PIL import Image
 from diffusionnag.cli import main
 from diffusionnag.diffusion.sde import build_sde
 from diffusionnag.evaluators.datasets import load_digits, load_image_folder
+from diffusionnag.evaluators.registry import BenchmarkSpec, TargetSettings, build_target
 from diffusionnag.predictors.meta import MetaPredictor, MetaPredictorConfig
-from diffusionnag.predictors.task_encoders import TaskData
+from diffusionnag.predictors.task_encoders import TaskData, sample_class_images
+from diffusionnag.spaces import get_space
 from diffusionnag.spaces.nb201 import NB201Space
 from diffusionnag.transfer.bo import _line
+from diffusionnag.transfer.defaults import ASSETS, SHIPPED_META, default_meta_predictor
 from diffusionnag.transfer.meta_train import (
     evaluate_on_tasks,
     load_meta_predictor,
-    sample_class_images,
     save_meta_predictor,
     train_meta_predictor,
 )
 from diffusionnag.transfer.metadata import MetaDataset, MetaTask, read_meta_dataset
-from diffusionnag.transfer.pipeline import ASSETS, SHIPPED_META, default_meta_predictor
 
 SPACE = NB201Space()
 SDE = build_sde("ve", sigma_min=0.05, sigma_max=5.0)
@@ -306,19 +307,24 @@ def test_transfer_to_a_real_training_target(meta_folder: Path, tmp_path: Path) -
     assert all(0 <= t["value"] <= 100 and "test_accuracy" in t["metrics"] for t in trajectory)
 
 
-def test_shipped_meta_predictors_never_saw_their_target() -> None:
+def _default_meta_predictor(benchmark: str, space: str, table: Path | None = None) -> Path:
+    target = build_target(BenchmarkSpec.parse(benchmark), TargetSettings(table), get_space(space))
+    return default_meta_predictor(target)
+
+
+def test_shipped_meta_predictors_never_saw_their_target(full_fake_table: Path) -> None:
     for target, name in SHIPPED_META.items():
-        assert default_meta_predictor(target.lower(), "nb201") == ASSETS / name
+        assert _default_meta_predictor(target.lower(), "nb201", full_fake_table) == ASSETS / name
         predictor = load_meta_predictor(ASSETS / name, "cpu")
         assert target not in predictor.trained_on and len(predictor.trained_on) == 2
         assert predictor.space.name == "nb201" and predictor.config.encoder == "evaluations"
-    everything = load_meta_predictor(default_meta_predictor("train:digits", "nb201"), "cpu")
+    everything = load_meta_predictor(_default_meta_predictor("train:digits", "nb201"), "cpu")
     assert sorted(everything.trained_on) == sorted(SHIPPED_META)
-    images = load_meta_predictor(default_meta_predictor("task:digits/c0-1/n5/r8/s0", "nb201"))
+    images = load_meta_predictor(_default_meta_predictor("task:digits/c0-1/n5/r8/s0", "nb201"))
     assert images.config.encoder == "images" and len(images.trained_on) == 100
     assert all(task.startswith("fashion-mnist/") for task in images.trained_on)
     with pytest.raises(ValueError, match="no meta-predictor ships for space 'mbv3'"):
-        default_meta_predictor("train:digits", "mbv3")
+        _default_meta_predictor("train:digits", "mbv3")
 
 
 def test_transfer_bo_starts_from_the_transfer_ranking_then_refines(

@@ -15,8 +15,7 @@ from diffusionnag.cli import main
 from diffusionnag.evaluators.tasks import TaskSpec
 from diffusionnag.evaluators.training import TrainConfig
 from diffusionnag.predictors.meta import MetaPredictorConfig
-from diffusionnag.predictors.task_encoders import ImagesEncoder, TaskData
-from diffusionnag.transfer.meta_train import image_encoding
+from diffusionnag.predictors.task_encoders import ImagesEncoder, TaskData, image_encoding
 from diffusionnag.transfer.reference import read_reference, shipped_reference
 
 TASK = "digits/c0-1-2/n20/r8/s3"

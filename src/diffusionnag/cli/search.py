@@ -13,11 +13,12 @@ from diffusionnag.cli.common import (
     positive_int,
 )
 from diffusionnag.device import resolve_device
+from diffusionnag.evaluators.registry import BenchmarkSpec
 from diffusionnag.evaluators.training import TrainConfig
 from diffusionnag.execution import EXECUTORS
 from diffusionnag.harness.protocols import PROTOCOLS
 from diffusionnag.search.job import SearchJob, best_table, run_job
-from diffusionnag.search.strategies import STRATEGIES
+from diffusionnag.search.strategies import STRATEGIES, standalone_strategies
 from diffusionnag.spaces import SPACES, get_space
 
 DEFAULT_JOB = SearchJob()
@@ -33,7 +34,7 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--space", choices=sorted(SPACES), default=DEFAULT_JOB.space)
     parser.add_argument(
         "--benchmark",
-        default=DEFAULT_JOB.benchmark,
+        default=str(DEFAULT_JOB.benchmark),
         help="nb201:<cifar10|cifar100|ImageNet16-120> (table), nb201-valid:<cifar10-valid|cifar100|"
         "ImageNet16-120> (one seed's validation accuracy) or train:<digits|folder:PATH|"
         "cifar10|cifar100> (real training) or task:<task name> (training on a task cut from a "
@@ -135,7 +136,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     job = SearchJob(
         strategy=args.strategy,
         space=args.space,
-        benchmark=args.benchmark,
+        benchmark=BenchmarkSpec.parse(args.benchmark),
         budget=args.budget,
         seed=args.seed,
         out=args.out,
@@ -174,7 +175,7 @@ def add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Compare search strategies on the NATS-Bench table: journals, a summary "
         "table and best-so-far plots.",
     )
-    parser.add_argument("--strategies", nargs="+", default=sorted(STRATEGIES))
+    parser.add_argument("--strategies", nargs="+", default=standalone_strategies())
     parser.add_argument(
         "--datasets",
         nargs="+",
@@ -221,9 +222,13 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     from diffusionnag.evaluators.shared_data import default_table_path
     from diffusionnag.harness.harness import run_benchmark
 
-    unknown = sorted(set(args.strategies) - set(STRATEGIES))
+    known = standalone_strategies()
+    unknown = sorted(set(args.strategies) - set(known))
     if unknown:
-        raise ValueError(f"unknown strategies {unknown}; known: {', '.join(sorted(STRATEGIES))}")
+        raise ValueError(
+            f"unknown strategies {unknown}; known: {', '.join(known)} (strategies that read "
+            "a target task, like transfer, run with search or transfer)"
+        )
     if args.stop_at_optimum and args.protocol != "table":
         raise ValueError("--stop-at-optimum needs --protocol table: a search by validation "
                          "accuracy cannot know when it has the test optimum")  # fmt: skip

@@ -8,12 +8,15 @@ from pathlib import Path
 
 from diffusionnag.cli.common import add_device_option, check_writable, positive_int
 from diffusionnag.evaluators.nb201_table import DATASETS as TABLE_DATASETS
+from diffusionnag.evaluators.registry import BenchmarkSpec, default_epochs
 from diffusionnag.evaluators.training import TrainConfig
 from diffusionnag.generate import SAMPLER_NAMES
 from diffusionnag.predictors.extractor import EXTRACTOR_NAMES
 from diffusionnag.predictors.meta import MetaPredictorConfig
-from diffusionnag.predictors.task_encoders import ENCODER_NAMES
+from diffusionnag.predictors.task_encoders import ENCODERS, encoder_needs
+from diffusionnag.search.job import SearchJob, best_table
 from diffusionnag.spaces import SPACES, get_space
+from diffusionnag.transfer.pipeline import TRANSFER_STRATEGIES, TransferJob, run_transfer
 
 DEFAULTS = MetaPredictorConfig()
 
@@ -36,7 +39,7 @@ def add_meta_train_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--table", type=Path, help="NATS-Bench topology CSV (with --table-tasks)")
     parser.add_argument("--holdout", nargs="*", default=[], help="task names kept out of training")
-    parser.add_argument("--encoder", choices=ENCODER_NAMES, default=DEFAULTS.encoder)
+    parser.add_argument("--encoder", choices=sorted(ENCODERS), default=DEFAULTS.encoder)
     parser.add_argument(
         "--extractor",
         choices=EXTRACTOR_NAMES,
@@ -70,8 +73,6 @@ def cmd_meta_train(args: argparse.Namespace) -> int:
 
     space = get_space(args.space)
     check_writable(args.out, folder=True)
-    dataset = _meta_dataset(args, space)
-    train, held_out = dataset.split(args.holdout)
     config = MetaPredictorConfig(
         encoder=args.encoder,
         extractor=args.extractor,
@@ -79,6 +80,8 @@ def cmd_meta_train(args: argparse.Namespace) -> int:
         steps=args.steps,
         seed=args.seed,
     )
+    dataset = _meta_dataset(args, space, encoder_needs(space, config))
+    train, held_out = dataset.split(args.holdout)
     predictor = train_meta_predictor(
         space, _score_sde(args), train, config, device=args.device, progress=not args.quiet
     )
@@ -95,11 +98,13 @@ def cmd_meta_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _meta_dataset(args: argparse.Namespace, space):
+def _meta_dataset(args: argparse.Namespace, space, needs: frozenset[str]):
+    """The tasks to meta-train on; their images only where the encoder reads them."""
     from diffusionnag.transfer.metadata import read_meta_dataset, table_meta_dataset
 
     if args.meta_dataset is not None:
-        return read_meta_dataset(args.meta_dataset, space, images=args.encoder == "images")
+        images = bool(needs & {"images", "sizes"})
+        return read_meta_dataset(args.meta_dataset, space, images=images)
     if space.name != "nb201":
         raise ValueError(f"--table-tasks are NB201 table datasets; space is {space.name!r}")
     from diffusionnag.evaluators.nb201_table import NB201Table
@@ -142,7 +147,7 @@ def add_transfer_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--candidates", type=positive_int, default=100, help="generated pool size")
     parser.add_argument(
         "--strategy",
-        choices=("transfer", "transfer-bo"),
+        choices=TRANSFER_STRATEGIES,
         default="transfer",
         help="transfer: evaluate the generated cells best-ranked first; transfer-bo: "
         "DiffusionNAG-BO warm-started by the meta-predictor (its prior for the first 5 "
@@ -185,11 +190,10 @@ def _trained_on(tasks: list[str], shown: int = 3) -> str:
     return f"trained on {len(tasks)} tasks ({', '.join(tasks[:shown])}, ...; all in its folder)"
 
 
-def _epochs(args: argparse.Namespace) -> int:
-    """The ``task:`` default is the meta-dataset build's protocol, so shipped references apply."""
-    if args.epochs is not None:
-        return args.epochs
-    return 2 if args.benchmark.startswith("task:") else 4
+def _epochs(args: argparse.Namespace, benchmark: BenchmarkSpec) -> int:
+    """By default the benchmark kind's own (``task:``: the meta-dataset build's protocol, so
+    shipped references apply)."""
+    return args.epochs if args.epochs is not None else default_epochs(benchmark)
 
 
 def _strategy_options(args: argparse.Namespace) -> dict[str, object]:
@@ -210,32 +214,33 @@ def _strategy_options(args: argparse.Namespace) -> dict[str, object]:
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
-    from diffusionnag.search.job import best_table
-    from diffusionnag.transfer.pipeline import TransferJob, run_transfer
-
     check_writable(args.out, folder=False)
-    job = TransferJob(
-        benchmark=args.benchmark,
+    benchmark = BenchmarkSpec.parse(args.benchmark)
+    search = SearchJob(
+        strategy=args.strategy,
         space=args.space,
-        meta_predictor=args.meta_predictor,
-        support=args.support,
-        score_model=args.score_model,
+        benchmark=benchmark,
         budget=args.budget,
         seed=args.seed,
         out=args.out,
         resume=args.resume,
         table=args.table,
         data_root=args.data_root,
-        train=TrainConfig(epochs=_epochs(args), seed=args.seed, device=args.device),
-        reference=args.reference,
-        strategy=args.strategy,
+        train=TrainConfig(epochs=_epochs(args, benchmark), seed=args.seed, device=args.device),
         options=_strategy_options(args),
         progress=not args.quiet,
     )
+    job = TransferJob(
+        search,
+        meta_predictor=args.meta_predictor,
+        support=args.support,
+        score_model=args.score_model,
+        reference=args.reference,
+    )
     run = run_transfer(job)
-    history, strategy = run.history, run.strategy
+    history, transfer = run.history, run.transfer
     space = get_space(args.space)
-    print(f"meta-predictor {strategy.meta_predictor}, {_trained_on(strategy.predictor.trained_on)}")
+    print(f"meta-predictor {transfer['meta_predictor']}, {_trained_on(transfer['trained_on'])}")
     print(best_table(history, space))
     best = history.best
     if best is not None:

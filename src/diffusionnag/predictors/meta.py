@@ -21,17 +21,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from diffusionnag.diffusion.score_net import NoiseEmbedding
 from diffusionnag.diffusion.sde import SDE
-from diffusionnag.predictors.extractor import check_extractor, load_pretrained
-from diffusionnag.predictors.objective import DirectedGraphConv
-from diffusionnag.predictors.task_encoders import (
-    EvaluationsEncoder,
-    ImagesEncoder,
-    NoTaskEncoder,
-    TaskData,
-    check_encoder,
-)
+from diffusionnag.predictors.cell_graph import CellGraphEncoder
+from diffusionnag.predictors.extractor import check_extractor
+from diffusionnag.predictors.task_encoders import TaskData, build_encoder, check_encoder
 from diffusionnag.spaces import Arch, SearchSpace
 
 
@@ -131,44 +124,6 @@ def _check_int(name: str, value: Any, minimum: int) -> None:
         raise ValueError(f"meta-predictor config {name} must be an int >= {minimum}, got {value!r}")
 
 
-class CellGraphEncoder(nn.Module):
-    """``x [B, N, V]`` (+ noise level, + a per-cell condition) -> ``[B, 2D]`` pooled graph state.
-
-    The directed graph convolution of the guidance predictors; a condition vector (the task) is
-    added to every node before message passing, so which operations matter can depend on it.
-    """
-
-    def __init__(self, space: SearchSpace, hidden: int, layers: int) -> None:
-        super().__init__()
-        adjacency = space.adjacency()
-        self.register_buffer("from_parents", adjacency.T / adjacency.sum(0).clamp_min(1)[:, None])
-        self.register_buffer("from_children", adjacency / adjacency.sum(1).clamp_min(1)[:, None])
-        self.embed = nn.Linear(len(space.vocab), hidden)
-        self.node_embedding = nn.Parameter(torch.randn(space.num_nodes, hidden) * 0.02)
-        self.noise_embedding = NoiseEmbedding(8, hidden)
-        self.convs = nn.ModuleList(DirectedGraphConv(hidden) for _ in range(layers))
-
-    def forward(self, x: Tensor, std: Tensor, condition: Tensor | None = None) -> Tensor:
-        scaled = x / (1 + std**2).sqrt()[:, None, None]  # [B, N, V]
-        h = self.embed(scaled) + self.node_embedding + self.noise_embedding(std)[:, None, :]
-        if condition is not None:
-            h = h + condition[:, None, :]
-        for conv in self.convs:
-            h = conv(h, self.from_parents, self.from_children)  # [B, N, D]
-        return torch.cat([h.mean(1), h.amax(1)], dim=-1)  # [B, 2D]
-
-
-class _CleanCells(nn.Module):
-    """Support cells are clean: the graph encoder at a fixed tiny noise level."""
-
-    def __init__(self, space: SearchSpace, hidden: int) -> None:
-        super().__init__()
-        self.graph = CellGraphEncoder(space, hidden, 2)
-
-    def forward(self, cells: Tensor) -> Tensor:
-        return self.graph(cells, torch.full((len(cells),), 1e-3, device=cells.device))
-
-
 class MetaPredictor(nn.Module):
     """``(x_t [B, N, V], std [B], task_embedding [D] or [B, D]) -> [B]`` standardised accuracy."""
 
@@ -179,18 +134,7 @@ class MetaPredictor(nn.Module):
         about to be meta-trained); a saved network gets them from its own ``state_dict``."""
         super().__init__()
         hidden, dim = config.hidden, config.task_dim
-        if config.encoder == "evaluations":
-            self.task_encoder: nn.Module = EvaluationsEncoder(
-                _CleanCells(space, hidden), 2 * hidden, dim
-            )
-        elif config.encoder == "images":
-            self.task_encoder = ImagesEncoder(
-                dim, seed=config.seed, extractor=config.extractor, sizes=config.task_sizes
-            )
-            if pretrained and config.extractor != "random":
-                load_pretrained(self.task_encoder.extractor)
-        else:
-            self.task_encoder = NoTaskEncoder(dim)
+        self.task_encoder = build_encoder(space, config, pretrained=pretrained)
         self.cells = CellGraphEncoder(space, hidden, config.layers)
         self.condition = nn.Linear(dim, hidden)
         self.modulate = nn.Linear(dim, 2 * hidden)
@@ -202,24 +146,7 @@ class MetaPredictor(nn.Module):
         return self.task_encoder(task)  # [D]
 
     def encode_tasks(self, tasks: list[TaskData]) -> Tensor:
-        """``[T, D]``; support sets of different sizes are padded and encoded in one batch."""
-        if not isinstance(self.task_encoder, EvaluationsEncoder):
-            return torch.stack([self.task_encoder(task) for task in tasks])
-        length = max(len(task.support_values) for task in tasks)
-        reference = (
-            next(t.support_cells for t in tasks if len(t.support_values)) if length else None
-        )
-        if reference is None:
-            return self.task_encoder.empty.expand(len(tasks), -1)
-        cells = reference.new_zeros(len(tasks), length, *reference.shape[1:])
-        values = reference.new_zeros(len(tasks), length)
-        valid = torch.zeros(len(tasks), length, dtype=torch.bool, device=reference.device)
-        for row, task in enumerate(tasks):
-            size = len(task.support_values)
-            if size:
-                cells[row, :size], values[row, :size] = task.support_cells, task.support_values
-                valid[row, :size] = True
-        return self.task_encoder.batch(cells, values, valid)
+        return self.task_encoder.encode_batch(tasks)  # [T, D]
 
     def forward(self, x: Tensor, std: Tensor, task_embedding: Tensor) -> Tensor:
         task = task_embedding.expand(x.shape[0], -1)  # [B, D]

@@ -1,6 +1,7 @@
 """Task encoders: one vector per task, invariant to the order of the sets that describe it.
 
-Ways to know a task, registered by name in :data:`TASK_ENCODERS`:
+Ways to know a task, registered by name in :data:`ENCODERS`; each declares what of a task it
+reads (:attr:`TaskEncoder.needs`) and builds its own input from a :class:`KnownTask`:
 
 - ``images`` (the paper's dataset encoder): a fixed number of images per class -> a frozen
   feature extractor (seeded random or pretrained by us: ``predictors.extractor``) -> set
@@ -11,67 +12,31 @@ Ways to know a task, registered by name in :data:`TASK_ENCODERS`:
 - ``none``: the task is not known; one learned vector for every task. A meta-predictor with it
   is the unconditioned ablation: the same network and meta-training, fitted to all tasks pooled.
 
-The set layers are Set Transformer blocks (self-attention without positions, then attention
-pooling with learned seeds), so permuting a set permutes nothing downstream. Both encoders map
-an empty support set to a learned vector, the "unknown task" the meta-predictor falls back to.
+The set layers (``predictors.set_pooling``) are Set Transformer blocks (self-attention without
+positions, then attention pooling with learned seeds), so permuting a set permutes nothing
+downstream. Both encoders map an empty support set to a learned vector, the "unknown task" the
+meta-predictor falls back to. Another encoder joins with :func:`register_encoder`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-from diffusionnag.predictors.extractor import build_extractor
+from diffusionnag.predictors.cell_graph import CellGraphEncoder
+from diffusionnag.predictors.extractor import build_extractor, load_pretrained
+from diffusionnag.predictors.set_pooling import SetPooling
+from diffusionnag.spaces.base import SearchSpace
 
-ENCODER_NAMES = ("evaluations", "images", "none")
-
-
-class SetAttentionBlock(nn.Module):
-    """``[S, L, D] -> [S, L, D]``: self-attention over each set's L elements, then an MLP.
-    ``pad [S, L]`` marks padding elements (sets of different sizes batched together)."""
-
-    def __init__(self, dim: int, heads: int = 4) -> None:
-        super().__init__()
-        self.attention = nn.MultiheadAttention(dim, heads, batch_first=True)
-        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
-
-    def forward(self, x: Tensor, pad: Tensor | None = None) -> Tensor:
-        h = self.norm1(x)
-        x = x + self.attention(h, h, h, key_padding_mask=pad, need_weights=False)[0]
-        return x + self.mlp(self.norm2(x))
-
-
-class AttentionPool(nn.Module):
-    """``[S, L, D] -> [S, D]``: one learned query attends over each set (Set Transformer PMA)."""
-
-    def __init__(self, dim: int, heads: int = 4) -> None:
-        super().__init__()
-        self.seed = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
-        self.attention = nn.MultiheadAttention(dim, heads, batch_first=True)
-        self.out = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim))
-
-    def forward(self, x: Tensor, pad: Tensor | None = None) -> Tensor:
-        query = self.seed.expand(x.shape[0], -1, -1)  # [S, 1, D]
-        pooled = self.attention(query, x, x, key_padding_mask=pad, need_weights=False)[0]
-        return self.out(pooled.squeeze(1))  # [S, D]
-
-
-class SetPooling(nn.Module):
-    """Set attention blocks followed by attention pooling: a permutation-invariant set summary."""
-
-    def __init__(self, dim: int, blocks: int = 1, heads: int = 4) -> None:
-        super().__init__()
-        self.blocks = nn.ModuleList(SetAttentionBlock(dim, heads) for _ in range(blocks))
-        self.pool = AttentionPool(dim, heads)
-
-    def forward(self, x: Tensor, pad: Tensor | None = None) -> Tensor:
-        for block in self.blocks:
-            x = block(x, pad)
-        return self.pool(x, pad)  # [S, L, D] -> [S, D]
+NEEDS = frozenset({"images", "sizes", "support"})
+"""What an encoder may read of a task: its training images per class, their sizes (training
+images per class and classes), a support set of evaluated cells."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +52,63 @@ class TaskData:
     train_per_class: float | None = None
 
 
+@dataclass(frozen=True)
+class KnownTask:
+    """What a caller knows of a task; an encoder reads the parts its ``needs`` names.
+
+    ``class_images``: the training images, one ``[n_c, c, H, W]`` tensor per class (they also
+    give the sizes); ``support_cells [K, N, V]`` and ``support_values [K]``: evaluated cells
+    (K may be 0). ``name`` says which task an error is about.
+    """
+
+    name: str = "the task"
+    class_images: Sequence[Tensor] | None = None
+    support_cells: Tensor | None = None
+    support_values: Tensor | None = None
+
+    def has(self, need: str) -> bool:
+        if need == "support":
+            return self.support_cells is not None and self.support_values is not None
+        return self.class_images is not None  # images, and the sizes they have
+
+
+class TaskEncoder(nn.Module, ABC):
+    """A task -> ``[D]`` embedding, invariant to the order of the sets that describe the task.
+
+    ``needs`` (a subset of :data:`NEEDS`) says what the encoder reads: callers fetch only that
+    (images are loaded, support sets drawn, only for an encoder that reads them).
+    """
+
+    needs: frozenset[str]
+
+    def task_data(self, task: KnownTask, rng: np.random.Generator) -> TaskData:
+        """One encoding's input, drawn from ``task`` with ``rng`` where the encoder samples."""
+        self.check(task)
+        return self.input_of(task, rng)
+
+    def check(self, task: KnownTask) -> None:
+        """``ValueError`` unless ``task`` holds all the encoder reads."""
+        missing = sorted(need for need in self.needs if not task.has(need))
+        if missing:
+            raise ValueError(
+                f"this task encoder reads the task's {' and '.join(missing)}, but {task.name} "
+                "has none (a table has no images); use a meta-predictor whose encoder reads "
+                "what the task has"
+            )
+
+    @abstractmethod
+    def input_of(self, task: KnownTask, rng: np.random.Generator) -> TaskData:
+        """:meth:`task_data` once ``task`` is known to hold what :attr:`needs` names."""
+
+    @abstractmethod
+    def forward(self, task: TaskData) -> Tensor:
+        """``[D]``."""
+
+    def encode_batch(self, tasks: list[TaskData]) -> Tensor:
+        """``[T, D]``, one embedding per task."""
+        return torch.stack([self(task) for task in tasks])
+
+
 def standardise_within(values: Tensor, valid: Tensor) -> Tensor:
     """``[S, L]`` z-scores within each set's valid entries (zeros for a single value): only a
     set's order and spacing carry over between tasks, never a task's absolute accuracy level."""
@@ -97,8 +119,21 @@ def standardise_within(values: Tensor, valid: Tensor) -> Tensor:
     return torch.where(valid & (count > 1), z, torch.zeros_like(z))
 
 
-class EvaluationsEncoder(nn.Module):
+class CleanCells(nn.Module):
+    """Support cells are clean: a cell graph encoder at a fixed tiny noise level."""
+
+    def __init__(self, space: SearchSpace, hidden: int) -> None:
+        super().__init__()
+        self.graph = CellGraphEncoder(space, hidden, 2)
+
+    def forward(self, cells: Tensor) -> Tensor:
+        return self.graph(cells, torch.full((len(cells),), 1e-3, device=cells.device))
+
+
+class EvaluationsEncoder(TaskEncoder):
     """A support set of (cell, accuracy) pairs -> ``[D]`` task embedding."""
+
+    needs = frozenset({"support"})
 
     def __init__(self, cell_encoder: nn.Module, cell_dim: int, dim: int) -> None:
         super().__init__()
@@ -109,12 +144,33 @@ class EvaluationsEncoder(nn.Module):
         self.pool = SetPooling(dim)
         self.empty = nn.Parameter(torch.zeros(dim))
 
+    def input_of(self, task: KnownTask, rng: np.random.Generator) -> TaskData:
+        return TaskData(support_cells=task.support_cells, support_values=task.support_values)
+
     def forward(self, task: TaskData) -> Tensor:
         cells, values = task.support_cells, task.support_values
         if cells is None or values is None:
             raise ValueError("the evaluations encoder needs a support set of cells and accuracies")
         valid = torch.ones(1, len(cells), dtype=torch.bool, device=values.device)
         return self.batch(cells[None], values[None].float(), valid)[0]
+
+    def encode_batch(self, tasks: list[TaskData]) -> Tensor:
+        """``[T, D]``; support sets of different sizes are padded and encoded in one batch."""
+        sizes = [len(task.support_values) for task in tasks]  # type: ignore[arg-type]
+        length = max(sizes)
+        if length == 0:
+            return self.empty.expand(len(tasks), -1)
+        reference = next(t.support_cells for t, size in zip(tasks, sizes, strict=True) if size)
+        assert reference is not None
+        cells = reference.new_zeros(len(tasks), length, *reference.shape[1:])
+        values = reference.new_zeros(len(tasks), length)
+        valid = torch.zeros(len(tasks), length, dtype=torch.bool, device=reference.device)
+        for row, (task, size) in enumerate(zip(tasks, sizes, strict=True)):
+            if size:
+                assert task.support_cells is not None and task.support_values is not None
+                cells[row, :size], values[row, :size] = task.support_cells, task.support_values
+                valid[row, :size] = True
+        return self.batch(cells, values, valid)
 
     def batch(self, cells: Tensor, values: Tensor, valid: Tensor) -> Tensor:
         """``[S, L, N, V]`` cells, ``[S, L]`` values, ``[S, L]`` validity -> ``[S, D]``; a set
@@ -139,7 +195,7 @@ class EvaluationsEncoder(nn.Module):
         return torch.where(empty[:, None], self.empty.expand(sets, -1), pooled)
 
 
-class ImagesEncoder(nn.Module):
+class ImagesEncoder(TaskEncoder):
     """``[C, P, c, H, W]`` images per class -> ``[D]``: features of a frozen extractor
     (``predictors.extractor``), pooled within classes, then across classes."""
 
@@ -150,10 +206,14 @@ class ImagesEncoder(nn.Module):
         seed: int = 0,
         extractor: str = "random",
         sizes: bool = False,
+        per_class: int = 20,
     ) -> None:
         """``sizes``: add an embedding of (log training images per class, log classes), which
-        attention pooling, a weighted mean, cannot see."""
+        attention pooling, a weighted mean, cannot see. ``per_class``: images of each class
+        in one encoding."""
         super().__init__()
+        self.needs = frozenset({"images", "sizes"} if sizes else {"images"})
+        self.per_class = per_class
         self.extractor = build_extractor(extractor, features, seed)
         self.project = nn.Linear(2 * features, dim)
         self.within_class = SetPooling(dim)
@@ -161,6 +221,10 @@ class ImagesEncoder(nn.Module):
         self.sizes = (
             nn.Sequential(nn.Linear(2, dim), nn.ReLU(), nn.Linear(dim, dim)) if sizes else None
         )
+
+    def input_of(self, task: KnownTask, rng: np.random.Generator) -> TaskData:
+        assert task.class_images is not None
+        return image_encoding(task.class_images, self.per_class, rng)
 
     def forward(self, task: TaskData) -> Tensor:
         images = task.images
@@ -182,25 +246,121 @@ class ImagesEncoder(nn.Module):
         return embedding + self.sizes(sizes.log())
 
 
-class NoTaskEncoder(nn.Module):
+class NoTaskEncoder(TaskEncoder):
     """Every task -> the same learned ``[D]`` vector (what it is given is ignored)."""
+
+    needs: frozenset[str] = frozenset()
 
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.embedding = nn.Parameter(torch.zeros(dim))
 
+    def input_of(self, task: KnownTask, rng: np.random.Generator) -> TaskData:
+        return TaskData()
+
     def forward(self, task: TaskData) -> Tensor:
         return self.embedding
 
 
-TASK_ENCODERS: dict[str, Callable[..., nn.Module]] = {
-    "evaluations": EvaluationsEncoder,
-    "images": ImagesEncoder,
-    "none": NoTaskEncoder,
+def image_encoding(images: Sequence[Tensor], per_class: int, rng: np.random.Generator) -> TaskData:
+    """One ``images`` encoding of a task whose training images per class are ``images``."""
+    train_per_class = float(np.mean([len(pool) for pool in images]))
+    return TaskData(
+        images=sample_class_images(images, per_class, rng), train_per_class=train_per_class
+    )
+
+
+def sample_class_images(
+    images: Sequence[Tensor], per_class: int, rng: np.random.Generator
+) -> Tensor:
+    """``[C, per_class, c, H, W]``: per class, distinct images where it has enough."""
+    chosen = []
+    for pool in images:
+        replace = len(pool) < per_class
+        chosen.append(pool[rng.choice(len(pool), per_class, replace=replace)])
+    return torch.stack(chosen)
+
+
+class EncoderSettings(Protocol):
+    """What an encoder builder reads (a ``MetaPredictorConfig`` has it all)."""
+
+    @property
+    def encoder(self) -> str: ...
+    @property
+    def hidden(self) -> int: ...
+    @property
+    def task_dim(self) -> int: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def extractor(self) -> str: ...
+    @property
+    def task_sizes(self) -> bool: ...
+    @property
+    def per_class(self) -> int: ...
+
+
+EncoderBuilder = Callable[[SearchSpace, EncoderSettings, bool], TaskEncoder]
+"""``(space, settings, pretrained) -> encoder``; ``pretrained``: start from shipped weights
+where the encoder has any (a network about to be meta-trained; a saved one brings its own)."""
+
+
+def _evaluations(space: SearchSpace, settings: EncoderSettings, pretrained: bool) -> TaskEncoder:
+    cells = CleanCells(space, settings.hidden)
+    return EvaluationsEncoder(cells, 2 * settings.hidden, settings.task_dim)
+
+
+def _images(space: SearchSpace, settings: EncoderSettings, pretrained: bool) -> TaskEncoder:
+    encoder = ImagesEncoder(
+        settings.task_dim,
+        seed=settings.seed,
+        extractor=settings.extractor,
+        sizes=settings.task_sizes,
+        per_class=settings.per_class,
+    )
+    if pretrained and settings.extractor != "random":
+        load_pretrained(encoder.extractor)
+    return encoder
+
+
+def _none(space: SearchSpace, settings: EncoderSettings, pretrained: bool) -> TaskEncoder:
+    return NoTaskEncoder(settings.task_dim)
+
+
+ENCODERS: dict[str, EncoderBuilder] = {
+    "evaluations": _evaluations,
+    "images": _images,
+    "none": _none,
 }
 
 
+def register_encoder(name: str, build: EncoderBuilder) -> None:
+    """Make ``name`` a task encoder that meta-predictor configs can name."""
+    ENCODERS[name] = build
+
+
 def check_encoder(name: str) -> str:
-    if name not in TASK_ENCODERS:
-        raise ValueError(f"unknown task encoder {name!r}; known: {', '.join(ENCODER_NAMES)}")
+    if name not in ENCODERS:
+        raise ValueError(f"unknown task encoder {name!r}; known: {', '.join(sorted(ENCODERS))}")
     return name
+
+
+def build_encoder(
+    space: SearchSpace, settings: EncoderSettings, *, pretrained: bool = False
+) -> TaskEncoder:
+    """The encoder ``settings.encoder`` names, for cells of ``space``."""
+    encoder = ENCODERS[check_encoder(settings.encoder)](space, settings, pretrained)
+    unknown = encoder.needs - NEEDS
+    if unknown:
+        raise ValueError(
+            f"task encoder {settings.encoder!r} needs {sorted(unknown)}; an encoder may read "
+            f"{', '.join(sorted(NEEDS))}"
+        )
+    return encoder
+
+
+def encoder_needs(space: SearchSpace, settings: EncoderSettings) -> frozenset[str]:
+    """What the encoder ``settings`` names reads (to fetch only that), leaving the global
+    random state as it was although building the encoder draws its initial weights."""
+    with torch.random.fork_rng(devices=[]):
+        return build_encoder(space, settings).needs

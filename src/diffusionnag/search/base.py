@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from diffusionnag.evaluators.registry import Target
 from diffusionnag.search.history import History, Trial
 from diffusionnag.spaces.base import Arch, SearchSpace
 
@@ -43,6 +44,9 @@ class SearchStrategy(ABC):
     """
 
     name: ClassVar[str]
+    needs_target: ClassVar[bool] = False
+    """Whether :meth:`prepare` must be given the target before the first ask (a strategy that
+    reads the target task); runners without a :class:`Target` (the table harness) refuse it."""
 
     def __init__(self, space: SearchSpace, seed: Seed = 0) -> None:
         self.space = space
@@ -71,6 +75,14 @@ class SearchStrategy(ABC):
 
         Only for caches: anything ``ask`` relies on must be rebuildable from the history.
         """
+
+    def prepare(self, target: Target) -> None:  # noqa: B027 (optional hook)
+        """Receive what the target task knows (its images, its table), once, before the run's
+        journal header is written and before the first ask."""
+
+    def result_sections(self) -> dict[str, Any]:
+        """Sections the strategy adds to the run's result JSON, read once the run is over."""
+        return {}
 
     def rng_for(self, history: History) -> np.random.Generator:
         """The generator for an ask here: a function of the seed and the history length only."""

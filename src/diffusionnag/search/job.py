@@ -1,18 +1,15 @@
-"""One search run as a user starts it: evaluator from a spec, strategy by name, journal, report.
+"""One search run as a user starts it: target from a benchmark spec, strategy by name, journal,
+report.
 
-``benchmark`` specs: ``nb201:<dataset>`` queries the NATS-Bench table (cifar10, cifar100,
-ImageNet16-120; nb201 cells only); ``train:<dataset>`` trains every candidate for real (digits,
-folder:PATH, cifar10, cifar100 from a local root) in either space; ``task:<task name>`` trains
-on a task cut from an image dataset (:class:`diffusionnag.evaluators.tasks.TaskSpec`: classes,
-images per class, resolution), as meta-datasets and references are. Outputs sit next to ``out``
-(``run.json``): the journal ``run.jsonl`` (appended per trial, so ``resume`` continues a killed
-run) and ``run.png``.
+``benchmark`` is a :class:`~diffusionnag.evaluators.registry.BenchmarkSpec` (registered kinds:
+:mod:`diffusionnag.evaluators.registry`). Outputs sit next to ``out`` (``run.json``): the journal
+``run.jsonl`` (appended per trial, so ``resume`` continues a killed run) and ``run.png``.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,25 +18,26 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from diffusionnag.config import check_type
-from diffusionnag.evaluators.base import Evaluator
-from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator, TrainProgress
+from diffusionnag.evaluators.registry import BenchmarkSpec, Target, TargetSettings, build_target
+from diffusionnag.evaluators.training import TrainConfig, TrainProgress
 from diffusionnag.search.base import SearchStrategy
 from diffusionnag.search.history import History
 from diffusionnag.search.run import check_budget, run_search
-from diffusionnag.search.strategies import STRATEGIES, get_strategy
+from diffusionnag.search.strategies import get_strategy, strategy_class
 from diffusionnag.spaces import SearchSpace, get_space
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-BENCHMARK_KINDS = ("nb201", "nb201-valid", "train", "task")
+Report = Callable[[History], Mapping[str, Any]]
+DEFAULT_BENCHMARK = BenchmarkSpec("train", "digits")
 
 
 @dataclass(frozen=True)
 class SearchJob:
     strategy: str = "diffusionnag-bo"
     space: str = "nb201"
-    benchmark: str = "train:digits"
+    benchmark: BenchmarkSpec = DEFAULT_BENCHMARK
     budget: int = 20
     seed: int = 0
     out: Path = Path("runs/search/run.json")
@@ -61,41 +59,11 @@ class SearchJob:
         """Whether candidates are evaluated in this process (one local worker)."""
         return self.executor == "local" and self.workers == 1
 
-
-def build_evaluator(job: SearchJob, space: SearchSpace) -> Evaluator:
-    """The evaluator a ``benchmark`` spec names; ``ValueError`` lists the valid kinds."""
-    kind, _, dataset = job.benchmark.partition(":")
-    if kind not in BENCHMARK_KINDS or not dataset:
-        raise ValueError(
-            f"unknown benchmark {job.benchmark!r}; use nb201:<dataset>, nb201-valid:<dataset>, "
-            "train:<dataset> or task:<task name>"
-        )
-    if kind not in ("train", "task") and space.name != "nb201":
-        raise ValueError(
-            f"benchmark {job.benchmark!r} is a NAS-Bench-201 table, which scores only "
-            f"nb201 cells, not {space.name!r} architectures; use train:<dataset> instead"
-        )
-    if kind == "nb201-valid":
-        from diffusionnag.evaluators.nb201_table import NB201Table
-        from diffusionnag.evaluators.nb201_valid import ValidationEvaluator
-
-        test_table = NB201Table.from_csv(job.table) if job.table else None
-        return ValidationEvaluator(dataset, job.seed, test_table)
-    if kind == "nb201":
-        from diffusionnag.evaluators.nb201_table import NB201Table, TableEvaluator
-        from diffusionnag.evaluators.shared_data import default_table_path
-
-        return TableEvaluator(NB201Table.from_csv(job.table or default_table_path()), dataset)
-    if kind == "task":
-        from diffusionnag.evaluators.tasks import TaskSpec, load_task
-
-        data = load_task(TaskSpec.from_name(dataset))
-    else:
-        from diffusionnag.evaluators.datasets import load_dataset
-
-        data = load_dataset(dataset, job.data_root, seed=job.seed)
-    progress = _candidate_bar() if job.progress and job.in_process else None
-    return TrainingEvaluator(data, job.train, progress, space=space)
+    def target_settings(self) -> TargetSettings:
+        """What the target is built with; a progress bar per trained candidate when the
+        candidates train in this process."""
+        progress = _candidate_bar() if self.progress and self.in_process else None
+        return TargetSettings(self.table, self.data_root, self.seed, self.train, progress)
 
 
 def _candidate_bar():
@@ -119,34 +87,50 @@ def build_strategy(
 ) -> SearchStrategy:
     """:func:`get_strategy` with each option first checked against its parameter's type, so
     ``scale="abc"`` or ``multivariate="maybe"`` (from ``--option``) is one clear error."""
-    if name in STRATEGIES:
-        parameters = inspect.signature(STRATEGIES[name].__init__, eval_str=True).parameters
-        for key, value in options.items():
-            if key in parameters:
-                check_type(f"option {key} of strategy {name!r}", value, parameters[key].annotation)
+    parameters = inspect.signature(strategy_class(name).__init__, eval_str=True).parameters
+    for key, value in options.items():
+        if key in parameters:
+            check_type(f"option {key} of strategy {name!r}", value, parameters[key].annotation)
     return get_strategy(name, space, seed, **options)
+
+
+@dataclass(frozen=True)
+class PreparedJob:
+    """A job's space, its strategy by name and its built target, the strategy prepared."""
+
+    job: SearchJob
+    space: SearchSpace
+    strategy: SearchStrategy
+    target: Target
+
+
+def prepare_job(job: SearchJob) -> PreparedJob:
+    """Everything a run needs, each user mistake a ``ValueError`` before anything is evaluated."""
+    space = get_space(job.space)
+    check_budget(space, job.budget)
+    strategy = build_strategy(job.strategy, space, job.seed, job.options)
+    target = build_target(job.benchmark, job.target_settings(), space)
+    strategy.prepare(target)
+    return PreparedJob(job, space, strategy, target)
 
 
 def run_job(job: SearchJob) -> History:
     """Run (or resume) the search and write the journal, the result JSON and the plot."""
-    space = get_space(job.space)
-    check_budget(space, job.budget)
-    strategy = build_strategy(job.strategy, space, job.seed, job.options)
-    return run_with_outputs(job, strategy, build_evaluator(job, space), space)
+    return run_prepared(prepare_job(job))
 
 
-def run_with_outputs(
-    job: SearchJob, strategy: SearchStrategy, evaluator: Evaluator, space: SearchSpace
-) -> History:
-    """``strategy`` against ``evaluator`` with the job's budget and execution, journaled next to
-    ``job.out`` (refusing to overwrite a journal unless resuming), plus the result and plot."""
+def run_prepared(prepared: PreparedJob, report: Report | None = None) -> History:
+    """The strategy against the target with the job's budget and execution, journaled next to
+    ``job.out`` (refusing to overwrite a journal unless resuming), plus the result (with the
+    sections ``report`` adds) and the plot."""
+    job, strategy, space = prepared.job, prepared.strategy, prepared.space
     out = Path(job.out)
     journal = out.with_suffix(".jsonl")
     if journal.exists() and not job.resume:
         raise ValueError(f"{journal} exists: pass --resume to continue that run, or another --out")
     history = run_search(
         strategy,
-        evaluator,
+        prepared.target.evaluator,
         space,
         job.budget,
         journal_path=journal,
@@ -158,6 +142,7 @@ def run_with_outputs(
         executor=job.executor,
         ray_address=job.ray_address,
         stop_value=job.stop_value,
+        report=report,
     )
     plot_history(history, out.with_suffix(".png"), f"{strategy.name} on {job.benchmark}")
     return history

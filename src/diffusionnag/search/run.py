@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
@@ -51,6 +51,7 @@ def run_search(
     workers: int = 1,
     executor: str = "local",
     ray_address: str | None = None,
+    report: Callable[[History], Mapping[str, Any]] | None = None,
 ) -> History:
     """Evaluate ``budget`` distinct cells (by canonical key) proposed by ``strategy``.
 
@@ -61,6 +62,8 @@ def run_search(
     ``stop_value``: end early once a trial reaches it (a benchmark that knows the optimum).
     ``workers``, ``executor`` (``local`` or ``ray``), ``ray_address``: where a batch's cells
     are evaluated (see :func:`evaluation_executor`); one local worker is this process.
+    The result also holds the strategy's :meth:`~SearchStrategy.result_sections` and those
+    ``report`` makes of the finished history (where the chosen cell stands, say).
     """
     header = run_header(strategy, evaluator, space, budget, batch_size)
     if resume and journal_path is None:
@@ -84,7 +87,8 @@ def run_search(
         journal_path = Path(journal_path)
         result_path = journal_path.with_name(journal_path.stem + ".result.json")
     if result_path is not None:
-        atomic_write_json(result_path, run_result(history, header))
+        sections = {**strategy.result_sections(), **(report(history) if report else {})}
+        atomic_write_json(result_path, {**run_result(history, header), **sections})
     return history
 
 

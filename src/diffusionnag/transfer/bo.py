@@ -21,8 +21,9 @@ import torch
 from torch import Tensor
 
 from diffusionnag.diffusion.model import ScoreModel
+from diffusionnag.evaluators.registry import Target
 from diffusionnag.guidance import Objective
-from diffusionnag.predictors.meta import ConditionedPredictor, TrainedMetaPredictor
+from diffusionnag.predictors.meta import ConditionedPredictor
 from diffusionnag.predictors.objective import ACCURACY_FLOOR_QUANTILE
 from diffusionnag.search.base import Batch, Seed
 from diffusionnag.search.history import History
@@ -47,20 +48,22 @@ class PriorSurrogate(Surrogate):
 
 
 class TransferBO(DiffusionNAGBO):
-    """DiffusionNAG-BO warm-started by a meta-predictor's prior (see the module docstring)."""
+    """DiffusionNAG-BO warm-started by a meta-predictor's prior (see the module docstring).
+
+    ``meta_predictor`` and ``support`` are the prior's (:class:`TransferStrategy`), which also
+    generates with DiffusionNAG-BO's ``score_model``.
+    """
 
     name = "transfer-bo"
+    needs_target = True
 
     def __init__(
         self,
         space: SearchSpace,
         seed: Seed = 0,
-        predictor: TrainedMetaPredictor | None = None,
-        model: ScoreModel | None = None,
-        task_images: list[Tensor] | None = None,
-        support: tuple[list[Arch], list[float]] = ([], []),
         *,
         meta_predictor: str = "",
+        support: str = "",
         num_init: int = 5,
         candidates: int = 100,
         round_samples: int = 1000,
@@ -71,30 +74,33 @@ class TransferBO(DiffusionNAGBO):
         self.prior = TransferStrategy(
             space,
             seed,
-            predictor,
-            model,
-            task_images,
-            support,
             meta_predictor=meta_predictor,
+            score_model=self.score_model,
+            support=support,
             candidates=candidates,
             round_samples=round_samples,
             encodings=encodings,
         )
-        self.predictor, self.model = self.prior.predictor, self.prior.score_model
-        self.meta_predictor = meta_predictor
+        self.meta_predictor, self.support = meta_predictor, support
         self.candidates, self.round_samples, self.encodings = candidates, round_samples, encodings
 
     @classmethod
     def option_names(cls) -> tuple[str, ...]:
-        own = ("meta_predictor", "candidates", "round_samples", "encodings")
+        own = ("meta_predictor", "support", "candidates", "round_samples", "encodings")
         return (*DiffusionNAGBO.option_names(), *own)
 
+    def prepare(self, target: Target) -> None:
+        self.prior.prepare(target)
+        self.meta_predictor = self.prior.meta_predictor
+
     def options(self) -> dict[str, Any]:
-        prior = self.prior.options()
-        return {**super().options(), "trained_on": prior["trained_on"], "support": prior["support"]}
+        return self.prior.with_known(super().options())
+
+    def result_sections(self) -> dict[str, Any]:
+        return {"transfer": self.prior.transfer_report(self.name)}
 
     def score_model_for_space(self) -> ScoreModel:
-        return self.model
+        return self.prior.model
 
     def propose(self, history: History, n: int, rng: np.random.Generator) -> list[Arch]:
         if len(history) < self.num_init or not any(t.ok for t in history):

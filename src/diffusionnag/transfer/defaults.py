@@ -1,0 +1,45 @@
+"""The shipped meta-predictor a target gets when none is given.
+
+Shipped meta-predictors (``assets/meta-nb201-*``, see :data:`SHIPPED_META`) make
+``transfer --benchmark nb201:<dataset>`` work without training: the default for a table target
+is the one meta-trained on the *other* tables, so the target was never seen. Each is what
+
+    diffusionnag meta-train --table PATH --table-tasks cifar10 cifar100 ImageNet16-120 \
+        --holdout nb201:<dataset> --device cpu --out DIR
+
+writes (seed 0, 3,000 steps; without ``--holdout`` for ``meta-nb201-tables``), copied there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from diffusionnag.evaluators.registry import BenchmarkSpec, Target
+from diffusionnag.pretrained import SHIPPED as ASSETS
+
+SHIPPED_META = {
+    "nb201:cifar10": "meta-nb201-no-cifar10",
+    "nb201:cifar100": "meta-nb201-no-cifar100",
+    "nb201:ImageNet16-120": "meta-nb201-no-ImageNet16-120",
+}
+"""Table targets -> the shipped meta-predictor that never saw them."""
+SHIPPED_ALL_TABLES = "meta-nb201-tables"
+"""Meta-trained on all three NB201 tables: the default for other nb201 targets."""
+SHIPPED_BY_KIND = {"task": "meta-nb201-fmnist-images"}
+"""Meta-trained on Fashion-MNIST tasks, conditioned on images: the default for ``task:``
+targets, which are trained under that meta-dataset's protocol."""
+
+
+def default_meta_predictor(target: Target) -> Path:
+    """The shipped meta-predictor for ``target``; ``ValueError`` where none is shipped."""
+    space = target.evaluator.space_name
+    if target.table_dataset is not None:
+        name = SHIPPED_META[str(BenchmarkSpec("nb201", target.table_dataset))]
+    elif space == "nb201":
+        name = SHIPPED_BY_KIND.get(target.spec.kind, SHIPPED_ALL_TABLES)
+    else:
+        raise ValueError(
+            f"no meta-predictor ships for space {space!r}; meta-train one "
+            "(diffusionnag meta-train) and pass --meta-predictor DIR"
+        )
+    return ASSETS / name
