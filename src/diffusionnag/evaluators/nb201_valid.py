@@ -92,7 +92,7 @@ class ValidationEvaluator(Evaluator):
         self.seed = int(seed)
         self._data = load_valid_table(self.dataset)
         self._test_table = test_table
-        self._test_dataset = "cifar10" if self.dataset == "cifar10-valid" else self.dataset
+        self.test_dataset = "cifar10" if self.dataset == "cifar10-valid" else self.dataset
 
     def evaluate(self, arch: Arch) -> EvalResult:
         key = package_key(arch)
@@ -106,7 +106,7 @@ class ValidationEvaluator(Evaluator):
             "latency": runs["latency"][draw],
         }
         if self._test_table is not None:
-            metrics["test_accuracy"] = self._test_table.accuracy(arch, self._test_dataset)
+            metrics["test_accuracy"] = self._test_table.accuracy(arch, self.test_dataset)
         value = runs["val_acc"][draw]
         return EvalResult(value, self.dataset, "valid", 200, metrics, metrics["train_time"])
 

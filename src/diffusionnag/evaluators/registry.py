@@ -70,8 +70,8 @@ class Target:
 
     ``name``: what meta-datasets and references call the task (a ``task:`` target's task name,
     else the spec). ``train_data``: the images a training target trains on (``None`` for a
-    table). ``table_dataset``: the NATS-Bench table dataset whose test accuracies the evaluator
-    returns (``nb201`` kind only).
+    table). ``table_dataset``: the NATS-Bench dataset the evaluator scores cells on (``nb201``
+    and ``nb201-valid`` kinds): a meta-predictor that saw it has seen the target.
     """
 
     spec: BenchmarkSpec
@@ -146,7 +146,8 @@ def _table_target(spec: BenchmarkSpec, settings: TargetSettings, space: SearchSp
 def _validation_target(spec: BenchmarkSpec, settings: TargetSettings, space: SearchSpace) -> Target:
     _check_nb201(spec, space)
     test_table = NB201Table.from_csv(settings.table) if settings.table else None
-    return Target(spec, ValidationEvaluator(spec.argument, settings.seed, test_table), str(spec))
+    evaluator = ValidationEvaluator(spec.argument, settings.seed, test_table)
+    return Target(spec, evaluator, str(spec), table_dataset=evaluator.test_dataset)
 
 
 def _training_target(

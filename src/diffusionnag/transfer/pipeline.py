@@ -23,6 +23,7 @@ from diffusionnag.evaluators.registry import BenchmarkSpec, Target
 from diffusionnag.evaluators.training import TrainConfig
 from diffusionnag.search.history import History
 from diffusionnag.search.job import SearchJob, prepare_job, run_prepared
+from diffusionnag.transfer.baselines import Outcome, comparable_evaluator, compare_run
 from diffusionnag.transfer.reference import Placement, Reference, read_reference, shipped_reference
 
 TRANSFER_STRATEGIES = ("transfer", "transfer-bo")
@@ -56,6 +57,8 @@ class TransferJob:
     reference: Path | None = None
     """Random cells trained on the target (``meta-dataset reference``); default: the shipped one
     for a ``task:`` target under its protocol, if any."""
+    compare_baselines: bool = False
+    """Score the run beside the free baselines (``transfer.baselines``; ``nb201-valid:`` only)."""
 
     def __post_init__(self) -> None:
         if self.search.strategy not in TRANSFER_STRATEGIES:
@@ -82,6 +85,8 @@ class TransferRun:
     """The result's ``transfer`` section: meta-predictor, what it was trained on, candidates."""
     placement: Placement | None
     """Where the chosen cell's test accuracy falls among the reference's random cells."""
+    baselines: list[Outcome] = field(default_factory=list)
+    """The run and the free baselines, scored alike (``compare_baselines``), the run first."""
 
 
 def run_transfer(job: TransferJob) -> TransferRun:
@@ -89,18 +94,26 @@ def run_transfer(job: TransferJob) -> TransferRun:
     with the strategy's and the reference's sections) and plot."""
     given = read_reference(job.reference) if job.reference is not None else None
     prepared = prepare_job(job.strategy_job())
+    if job.compare_baselines:
+        comparable_evaluator(prepared.target)
     reference = _reference(given, prepared.target, job.search.train)
+    outcomes: list[Outcome] = []
 
-    def reference_section(history: History) -> dict[str, Any]:
+    def report_sections(history: History) -> dict[str, Any]:
+        sections: dict[str, Any] = {}
+        if job.compare_baselines:
+            budget = job.search.budget
+            outcomes[:] = compare_run(prepared.target, job.search.strategy, history, budget)
+            sections["baselines"] = [asdict(outcome) for outcome in outcomes]
         placement = _place(history, reference)
-        if placement is None or reference is None:
-            return {}
-        details = {"path": str(reference.path), **asdict(placement)}
-        return {"reference": {**details, "percentile": placement.percentile}}
+        if placement is not None and reference is not None:
+            details = {"path": str(reference.path), **asdict(placement)}
+            sections["reference"] = {**details, "percentile": placement.percentile}
+        return sections
 
-    history = run_prepared(prepared, report=reference_section)
+    history = run_prepared(prepared, report=report_sections)
     transfer = prepared.strategy.result_sections().get("transfer", {})
-    return TransferRun(history, transfer, _place(history, reference))
+    return TransferRun(history, transfer, _place(history, reference), outcomes)
 
 
 def _reference(given: Reference | None, target: Target, train: TrainConfig) -> Reference | None:
