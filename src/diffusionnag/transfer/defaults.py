@@ -12,6 +12,7 @@ writes (seed 0, 3,000 steps; without ``--holdout`` for ``meta-nb201-tables``), c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from diffusionnag.evaluators.registry import BenchmarkSpec, Target
@@ -43,3 +44,24 @@ def default_meta_predictor(target: Target) -> Path:
             "(diffusionnag meta-train) and pass --meta-predictor DIR"
         )
     return ASSETS / name
+
+
+def target_tasks(target: Target) -> set[str]:
+    """The meta-dataset task names that are the target's own table: its NATS-Bench table and its
+    validation table (``nb201-valid``), however the target names the dataset."""
+    dataset = target.table_dataset
+    if dataset is None:
+        return {target.name}
+    valid = "cifar10-valid" if dataset == "cifar10" else dataset
+    return {target.name, f"nb201:{dataset}", f"nb201-valid:{valid}"}
+
+
+def check_never_saw(target: Target, trained_on: Sequence[str], folder: Path) -> None:
+    """``ValueError`` when the meta-predictor in ``folder`` was meta-trained on the target's own
+    table: transferring to it would report what it memorised, not what transferred."""
+    seen = sorted(target_tasks(target) & set(trained_on))
+    if seen:
+        raise ValueError(
+            f"meta-predictor {folder} was meta-trained on {', '.join(seen)}, the target's own "
+            "table; transfer needs one that never saw it (the default for the target does not)"
+        )

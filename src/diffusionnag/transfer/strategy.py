@@ -36,7 +36,7 @@ from diffusionnag.pretrained import default_score_model
 from diffusionnag.search.base import SearchStrategy, Seed, check_choice, check_positive
 from diffusionnag.search.history import History
 from diffusionnag.spaces.base import Arch, SearchSpace
-from diffusionnag.transfer.defaults import default_meta_predictor
+from diffusionnag.transfer.defaults import check_never_saw, default_meta_predictor
 from diffusionnag.transfer.meta_train import load_meta_predictor
 
 SUBSET_SHARE = 0.8
@@ -89,6 +89,7 @@ class TransferStrategy(SearchStrategy):
         given = self.meta_predictor
         folder = Path(given) if given else default_meta_predictor(target)
         predictor = load_meta_predictor(folder, "cpu")
+        check_never_saw(target, predictor.trained_on, folder)
         if self.score_model:
             model = load_score_model(Path(self.score_model), "cpu")
         else:
