@@ -1,15 +1,22 @@
-"""Leave-one-table-out transfer on NAS-Bench-201 (issue 11).
+"""Leave-one-table-out transfer on NAS-Bench-201 (issue 11), beside the free baselines.
 
 For each target table: the meta-predictor meta-trained on the two other tables (by default the
 shipped one, which is exactly that) transfers zero-shot, its support set growing with every
-evaluated cell. Reported over seeds: evaluations until the table optimum is evaluated, and the
-best test accuracy after 1, 2, 5 and 10 evaluations. Beside it, by the same script:
+evaluated cell (``--prior experts``: fused with the two source tables, each weighted by how well
+it orders the evaluated cells, ``transfer.experts``). Runs stop at the table optimum. Reported
+over seeds (the seed changes the generated pool, the support subsets, the experts' bootstrap and
+the free orders' tie-breaks): evaluations until the optimum is evaluated, and the best test
+accuracy after 1, 2, 3, 5 and 10 evaluations. Beside it, scored alike over every computation
+class of the table (one representative each):
 
-(a) evaluating cells in the order of the most correlated other table's true accuracies
-    (deterministic; a strong, free baseline);
-(b) DiffusionNAG-BO from scratch (its first ``num_init`` cells are random).
+(a) the nearest other table's order (the one that correlates best with the target: an oracle
+    choice no user can make before evaluating, an upper bound on "copy a source");
+(b) the mean z-score of the two source tables;
+(c) parameter count, largest first;
+(d) DiffusionNAG-BO from scratch (its first ``num_init`` cells are random).
 
-Every run is journaled under ``--out`` and resumed when the script is run again.
+Every run is journaled under ``--out`` and resumed when the script is run again; the summary is
+written as ``summary-<label>-seeds<a>-<b>.{json,md}``.
 
     .venv/bin/python benchmarks/bench_transfer.py --table PATH --seeds 10 --out runs/bench-transfer
 """
@@ -27,13 +34,14 @@ from diffusionnag.evaluators.nb201_table import DATASETS, NB201Table, TableEvalu
 from diffusionnag.evaluators.registry import BenchmarkSpec
 from diffusionnag.evaluators.shared_data import default_table_path
 from diffusionnag.metrics import rank_correlations
+from diffusionnag.nn.space_costs import arch_costs
 from diffusionnag.search.job import SearchJob
 from diffusionnag.search.run import run_search
 from diffusionnag.search.strategies import get_strategy
 from diffusionnag.spaces.nb201 import NB201Space
 from diffusionnag.transfer.pipeline import TransferJob, run_transfer
 
-CHECKPOINTS = (1, 2, 5, 10)
+CHECKPOINTS = (1, 2, 3, 5, 10)
 
 
 def curve_stats(values: list[float], optimum: float) -> dict:
@@ -45,24 +53,45 @@ def curve_stats(values: list[float], optimum: float) -> dict:
     }
 
 
-def nearest_table_order(table: NB201Table, target: str, budget: int) -> tuple[str, list[float]]:
-    """The target's accuracies of the first ``budget`` classes in the nearest table's order."""
-    space = NB201Space()
-    others = [d for d in DATASETS if d != target]
-    correlation = {
-        d: rank_correlations(table.accuracies(d), table.accuracies(target))["spearman"]
-        for d in others
-    }
-    source = max(others, key=correlation.get)
-    seen, values = set(), []
-    for index in np.argsort(-table.accuracies(source), kind="stable"):
-        key = space.canonical_key(table.archs[index])
+def representatives(table: NB201Table) -> np.ndarray:
+    """One table row per computation (the first), as a search evaluates them."""
+    space, seen, rows = NB201Space(), set(), []
+    for index, arch in enumerate(table.archs):
+        key = space.canonical_key(arch)
         if key not in seen:
             seen.add(key)
-            values.append(float(table.accuracies(target)[index]))
-        if len(values) == budget:
-            break
-    return source, values
+            rows.append(index)
+    return np.array(rows)
+
+
+def zscore(values: np.ndarray) -> np.ndarray:
+    return (values - values.mean()) / values.std()
+
+
+def free_orders(table: NB201Table, target: str) -> dict[str, np.ndarray]:
+    """Scores of every representative row by each free baseline (higher is evaluated first):
+    the nearest other table (by Spearman with the target: an oracle choice), the mean z-score of
+    the two source tables, and parameter count."""
+    rows = representatives(table)
+    others = [d for d in DATASETS if d != target]
+    accuracy = {d: table.accuracies(d)[rows] for d in DATASETS}
+    correlation = {d: rank_correlations(accuracy[d], accuracy[target])["spearman"] for d in others}
+    nearest = max(others, key=correlation.get)
+    return {
+        f"nearest table order ({nearest})": accuracy[nearest],
+        "mean z of the sources": sum(zscore(accuracy[d]) for d in others),
+        "parameter-count order": np.array([arch_costs(table.archs[i])["params"] for i in rows]),
+    }
+
+
+def order_values(
+    table: NB201Table, scores: np.ndarray, target: str, rng: np.random.Generator
+) -> list[float]:
+    """The target's accuracies of every representative in decreasing ``scores``, ties drawn
+    at random (the seed's only effect on a free order)."""
+    rows = representatives(table)
+    order = np.lexsort((rng.random(len(scores)), -scores))
+    return [float(v) for v in table.accuracies(target)[rows][order]]
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -83,6 +112,76 @@ def summarise(runs: list[dict]) -> dict:
     return out
 
 
+def transfer_runs(args: argparse.Namespace, table_path: Path, target: str, optimum: float):
+    """One transfer run per seed, stopped at the optimum; its curve statistics."""
+    meta = args.meta_dir / f"meta-nb201-no-{target}" if args.meta_dir else None
+    options = {"round_samples": args.round_samples}
+    if args.strategy == "transfer":
+        options["prior"] = args.prior
+    runs, trained_on = [], []
+    for seed in seeds_of(args):
+        search = SearchJob(
+            strategy=args.strategy,
+            benchmark=BenchmarkSpec("nb201", target),
+            stop_value=optimum,
+            budget=args.budget,
+            seed=seed,
+            out=args.out / target / f"{label(args)}-seed{seed}.json",
+            resume=True,
+            table=table_path,
+            options=options,
+            progress=False,
+        )
+        run = run_transfer(TransferJob(search, meta_predictor=meta))
+        trained_on = run.transfer["trained_on"]
+        runs.append(curve_stats([t.value for t in run.history], optimum))
+    return runs, trained_on
+
+
+def bo_runs(args: argparse.Namespace, table: NB201Table, target: str, optimum: float):
+    space, runs = NB201Space(), []
+    for seed in seeds_of(args) if args.bo_budget else ():
+        history = run_search(
+            get_strategy("diffusionnag-bo", space, seed),
+            TableEvaluator(table, target),
+            space,
+            args.bo_budget,
+            progress=False,
+            resume=True,
+            journal_path=args.out / target / f"bo-seed{seed}.jsonl",
+        )
+        runs.append(curve_stats([t.value for t in history], optimum))
+    return runs
+
+
+def seeds_of(args: argparse.Namespace) -> range:
+    return range(args.first_seed, args.first_seed + args.seeds)
+
+
+def label(args: argparse.Namespace) -> str:
+    """Journal and summary name: the strategy, and the prior where not the default."""
+    prior = args.prior if args.strategy == "transfer" else "meta"
+    return args.strategy if prior == "meta" else f"{args.strategy}-{prior}"
+
+
+def markdown(report: dict, name: str) -> str:
+    """One table per target: median evaluations to the optimum and median best after k."""
+    lines = []
+    for target, parts in report.items():
+        lines += [f"\n### {target} (optimum {parts['optimum']:.2f})\n"]
+        lines += ["| method | to optimum (median [IQR]) | reached | "
+                  + " | ".join(f"best@{k}" for k in CHECKPOINTS) + " |"]  # fmt: skip
+        lines += ["|---" * (3 + len(CHECKPOINTS)) + "|"]
+        for method, summary in parts["methods"].items():
+            iqr = "/".join(f"{v:g}" for v in summary["to_optimum_iqr"])
+            best = " | ".join(f"{summary[f'best@{k}'][0]:.2f}" for k in CHECKPOINTS)
+            lines.append(
+                f"| {method} | {summary['to_optimum_median']:g} [{iqr}] | "
+                f"{summary['reached']}/{summary['runs']} | {best} |"
+            )
+    return f"## {name}\n" + "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--table", type=Path, default=None)
@@ -90,71 +189,38 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--budget", type=int, default=50, help="transfer evaluations at most")
     parser.add_argument("--bo-budget", type=int, default=10)
+    parser.add_argument("--round-samples", type=int, default=1000)
     parser.add_argument("--targets", nargs="+", default=list(DATASETS))
     parser.add_argument("--meta-dir", type=Path, help="folder of meta-nb201-no-<dataset> models")
-    parser.add_argument(
-        "--strategy",
-        choices=("transfer", "transfer-bo"),
-        default="transfer",
-        help="transfer-bo runs stop at the optimum (their journals are transfer-bo-seed*.json)",
-    )
+    parser.add_argument("--strategy", choices=("transfer", "transfer-bo"), default="transfer")
+    parser.add_argument("--prior", choices=("meta", "experts"), default="meta")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-transfer"))
     args = parser.parse_args()
     torch.set_num_threads(1)
     table_path = args.table or default_table_path()
     table = NB201Table.from_csv(table_path)
-    seeds = range(args.first_seed, args.first_seed + args.seeds)
     report = {}
     for target in args.targets:
         optimum = table.optimum(target)[1]
-        meta = args.meta_dir / f"meta-nb201-no-{target}" if args.meta_dir else None
-        transfer = []
-        for seed in seeds:
-            out = args.out / target / f"{args.strategy}-seed{seed}.json"
-            search = SearchJob(
-                strategy=args.strategy,
-                benchmark=BenchmarkSpec("nb201", target),
-                stop_value=optimum if args.strategy == "transfer-bo" else None,
-                budget=args.budget,
-                seed=seed,
-                out=out,
-                resume=True,
-                table=table_path,
-                progress=False,
-            )
-            run = run_transfer(TransferJob(search, meta_predictor=meta))
-            history, trained_on = run.history, run.transfer["trained_on"]
-            values = [t.value for t in history]
-            transfer.append(curve_stats(values, optimum))
-        source, order = nearest_table_order(table, target, args.budget)
-        bo = []
-        for seed in seeds if args.bo_budget else ():
-            space = NB201Space()
-            history = run_search(
-                get_strategy("diffusionnag-bo", space, seed),
-                TableEvaluator(table, target),
-                space,
-                args.bo_budget,
-                progress=False,
-                resume=True,
-                journal_path=args.out / target / f"bo-seed{seed}.jsonl",
-            )
-            bo.append(curve_stats([t.value for t in history], optimum))
-        report[target] = {
-            "optimum": optimum,
-            "trained_on": trained_on,
-            "transfer": summarise(transfer),
-            "transfer_runs": transfer,
-            f"nearest_table_order ({source})": curve_stats(order, optimum),
-            "diffusionnag_bo": summarise(bo) if bo else None,
-        }
-        print(
-            json.dumps(
-                {target: {k: v for k, v in report[target].items() if k != "transfer_runs"}},
-                indent=1,
-            )
-        )
-    (args.out / f"summary-{args.strategy}.json").write_text(json.dumps(report, indent=2) + "\n")
+        transfer, trained_on = transfer_runs(args, table_path, target, optimum)
+        methods = {label(args): summarise(transfer)}
+        for name, scores in free_orders(table, target).items():
+            orders = [order_values(table, scores, target, np.random.default_rng([s, 3]))
+                      for s in seeds_of(args)]  # fmt: skip
+            runs = [curve_stats(order, optimum) for order in orders]
+            methods[name] = summarise(runs)
+        bo = bo_runs(args, table, target, optimum)
+        if bo:
+            methods["DiffusionNAG-BO from scratch"] = summarise(bo)
+        report[target] = {"optimum": optimum, "trained_on": trained_on, "methods": methods,
+                          "transfer_runs": transfer}  # fmt: skip
+        print(json.dumps({target: methods}, indent=1), flush=True)
+    name = f"{label(args)}, seeds {args.first_seed}-{args.first_seed + args.seeds - 1}"
+    stem = f"{label(args)}-seeds{args.first_seed}-{args.first_seed + args.seeds - 1}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"summary-{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / f"summary-{stem}.md").write_text(markdown(report, name))
+    print(markdown(report, name))
 
 
 if __name__ == "__main__":

@@ -153,6 +153,13 @@ def add_transfer_parser(subparsers: argparse._SubParsersAction) -> None:
         "DiffusionNAG-BO warm-started by the meta-predictor (its prior for the first 5 "
         "evaluations, then refined by an ensemble fitted to what the prior misses)",
     )
+    parser.add_argument(
+        "--prior",
+        choices=("meta", "experts"),
+        help="transfer: rank by the meta-predictor alone (meta, default) or fuse it with the "
+        "source tables it was trained on, each weighted by how well it orders the evaluated "
+        "cells (experts; table targets only)",
+    )
     parser.add_argument("--scale", type=float, help="guidance scale (transfer; default 10)")
     parser.add_argument("--sampler", choices=SAMPLER_NAMES, help="sampler (transfer; default em)")
     parser.add_argument("--steps", type=positive_int, help="sampling steps (transfer; default 50)")
@@ -211,13 +218,18 @@ def _strategy_options(args: argparse.Namespace) -> dict[str, object]:
         "candidates": args.candidates,
         "round_samples": args.round_samples,
     }
-    generation = {"scale": args.scale, "sampler": args.sampler, "steps": args.steps}
+    generation = {
+        "scale": args.scale,
+        "sampler": args.sampler,
+        "steps": args.steps,
+        "prior": args.prior,
+    }
     given = [f"--{name}" for name, value in generation.items() if value is not None]
     if args.strategy == "transfer-bo":
         if given:
             raise ValueError(f"{', '.join(given)} only apply to --strategy transfer")
         return options
-    defaults = {"scale": 10.0, "sampler": "em", "steps": 50}
+    defaults = {"scale": 10.0, "sampler": "em", "steps": 50, "prior": "meta"}
     return {**options, **{k: defaults[k] if v is None else v for k, v in generation.items()}}
 
 

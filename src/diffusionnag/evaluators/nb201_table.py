@@ -160,6 +160,14 @@ class TableEvaluator(Evaluator):
     def evaluate(self, arch: Arch) -> EvalResult:
         return self._table.query(arch, dataset=self.dataset)
 
+    def source_accuracy(self, arch: Arch, dataset: str) -> float:
+        """``arch``'s accuracy on *another* dataset of the table: what a transfer prior may read
+        of its sources; the evaluator's own dataset is refused."""
+        source = resolve_dataset(dataset)
+        if source == self.dataset:
+            raise ValueError(f"{source!r} is the target, not a source")
+        return self._table.accuracy(arch, source)
+
     def protocol(self) -> dict[str, object]:
         """What fixes the answers: the split, the epochs and a digest of the table's column, so
         a journal cannot be resumed against a different table."""

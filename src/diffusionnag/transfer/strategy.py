@@ -37,7 +37,17 @@ from diffusionnag.search.base import SearchStrategy, Seed, check_choice, check_p
 from diffusionnag.search.history import History
 from diffusionnag.spaces.base import Arch, SearchSpace
 from diffusionnag.transfer.defaults import check_never_saw, default_meta_predictor
+from diffusionnag.transfer.experts import (
+    SourceFn,
+    fused_scores,
+    source_experts,
+    top_source_cells,
+)
 from diffusionnag.transfer.meta_train import load_meta_predictor
+
+PRIORS = ("meta", "experts")
+"""``meta``: rank by the meta-predictor alone; ``experts``: fuse it with the source tables it was
+trained on, weighted by agreement with the evaluated cells (``transfer.experts``)."""
 
 SUBSET_SHARE = 0.8
 """Resampled support encodings drop a fifth of the support set: rankings that hinge on one
@@ -64,6 +74,7 @@ class TransferStrategy(SearchStrategy):
         steps: int = 50,
         round_samples: int = 1000,
         encodings: int = 5,
+        prior: str = "meta",
     ) -> None:
         super().__init__(space, seed)
         self.meta_predictor, self.score_model, self.support = meta_predictor, score_model, support
@@ -77,6 +88,8 @@ class TransferStrategy(SearchStrategy):
         self.steps = check_positive("steps", steps)
         self.round_samples = check_positive("round_samples", round_samples)
         self.encodings = check_positive("encodings", encodings)
+        self.prior = check_choice("prior", prior, PRIORS)
+        self._sources: dict[str, SourceFn] = {}
         self._predictor: TrainedMetaPredictor | None = None
         self._model: ScoreModel | None = None
         self.task = KnownTask()
@@ -96,6 +109,13 @@ class TransferStrategy(SearchStrategy):
             model = default_score_model(self.space.name)
         self.meta_predictor = str(folder)
         self.use(predictor, model, target.class_images, f"target {target.spec}")
+        if self.prior == "experts":
+            self._sources = source_experts(target, predictor.trained_on)
+            if not self._sources:
+                raise ValueError(
+                    f"prior 'experts' reads the source tables the meta-predictor was trained on "
+                    f"through a table target (nb201:, nb201-valid:); {target.spec} has none"
+                )
 
     def use(
         self,
@@ -133,8 +153,9 @@ class TransferStrategy(SearchStrategy):
         """:meth:`with_known` options; the score model only when not the shipped one, as
         journals written before it was an option hold no such key."""
         options = self.with_known(super().options())
-        if not self.score_model:
-            del options["score_model"]
+        for name, default in (("score_model", ""), ("prior", "meta")):
+            if options[name] == default:
+                del options[name]
         return options
 
     def with_known(self, options: dict[str, Any]) -> dict[str, Any]:
@@ -163,13 +184,32 @@ class TransferStrategy(SearchStrategy):
         unseen = [arch for arch in pool if not history.is_seen(arch)]
         batch = self.new_batch(history, n)
         if unseen:
-            predicted = ranker.predict(unseen)
+            predicted = self._scores(unseen, ranker, history, rng)
             for index in np.argsort(-predicted, kind="stable"):
                 if batch.full:
                     break
                 batch.offer(unseen[index])
         self.fill_random(batch, rng)
         return batch.archs
+
+    def _scores(
+        self,
+        unseen: list[Arch],
+        ranker: ConditionedPredictor,
+        history: History,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """The meta-predictor's scores of ``unseen``, or (``prior="experts"``) its fusion with
+        the source tables' accuracies weighted by agreement with the evaluated cells."""
+        if self.prior == "meta":
+            return ranker.predict(unseen)
+        trials = [t for t in history if t.ok]
+        cells = [*(t.arch for t in trials), *unseen]
+        experts = [ranker.predict(cells)]
+        experts += [np.array([source(arch) for arch in cells]) for source in self._sources.values()]
+        values = [t.value for t in trials]
+        fused = fused_scores(np.stack(experts), range(len(trials)), values, rng)
+        return fused[len(trials) :]
 
     @property
     def generated(self) -> bool:
@@ -190,7 +230,8 @@ class TransferStrategy(SearchStrategy):
                 batch=self.round_samples,
                 seed=self.seed,
             )
-            self._pool, self.generation_rounds = ranked.archs, ranked.rounds
+            sources = top_source_cells(self.space, self._sources, self.candidates)
+            self._pool, self.generation_rounds = [*ranked.archs, *sources], ranked.rounds
         return self._pool
 
     def ranker(self, history: History, rng: np.random.Generator) -> ConditionedPredictor:
