@@ -40,8 +40,12 @@ def source_experts(target: Target, trained_on: Sequence[str]) -> dict[str, Sourc
 
 
 def top_source_cells(space: SearchSpace, sources: dict[str, SourceFn], count: int) -> list[Arch]:
-    """The ``count`` best cells of each source, one per computation."""
-    cells = space.enumerate()
+    """The ``count`` best cells of each source, one per computation (none where the space
+    cannot be enumerated: sources are tables of an enumerable space)."""
+    enumerate_space = getattr(space, "enumerate", None)
+    if enumerate_space is None or not sources:
+        return []
+    cells = enumerate_space()
     chosen: dict[str, Arch] = {}
     for source in sources.values():
         scores = np.array([source(arch) for arch in cells])
