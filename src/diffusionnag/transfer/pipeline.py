@@ -103,7 +103,8 @@ def run_transfer(job: TransferJob) -> TransferRun:
         sections: dict[str, Any] = {}
         if job.compare_baselines:
             budget = job.search.budget
-            outcomes[:] = compare_run(prepared.target, job.search.strategy, history, budget)
+            method = _method(job.strategy_job())
+            outcomes[:] = compare_run(prepared.target, method, history, budget)
             sections["baselines"] = [asdict(outcome) for outcome in outcomes]
         placement = _place(history, reference)
         if placement is not None and reference is not None:
@@ -114,6 +115,12 @@ def run_transfer(job: TransferJob) -> TransferRun:
     history = run_prepared(prepared, report=report_sections)
     transfer = prepared.strategy.result_sections().get("transfer", {})
     return TransferRun(history, transfer, _place(history, reference), outcomes)
+
+
+def _method(search: SearchJob) -> str:
+    """The run's name in a comparison: the strategy, and its prior where not the default."""
+    prior = search.options.get("prior", "meta")
+    return search.strategy if prior == "meta" else f"{search.strategy} ({prior} prior)"
 
 
 def _reference(given: Reference | None, target: Target, train: TrainConfig) -> Reference | None:
