@@ -134,7 +134,8 @@ def run_benchmark(
     if existing and not resume:
         raise ValueError(
             f"{len(existing)} run journal(s) already exist under {out} (e.g. {existing[0]}); "
-            "pass resume=True to continue them, or choose another out_dir"
+            "add --resume to continue them (resume=True from Python), or choose another"
+            " output folder"
         )
     records = _execute(specs, workers, table, progress, executor, ray_address)
     summary = _summarise(settings, specs, records, table)
