@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -108,20 +109,39 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
 
 def check_weights_fit(build: Callable[[], torch.nn.Module], path: Path, sizes: str) -> None:
     """Refuse a config whose network (``build()``) needs more bytes than the weights file
-    ``path`` holds, before any memory is allocated: the network is built on the ``meta``
-    device, which records shapes only. ``sizes`` names the config fields that set its size.
+    ``path`` holds, before any memory is allocated: the network's parameters are created on
+    the ``meta`` device, which records shapes only. ``sizes`` names the config fields that set
+    its size.
     """
     if not path.is_file():
         return  # load_tensors names the missing file
-    with torch.device("meta"):
+    with _ParametersOnMeta():
         network = build()
     needed = sum(t.numel() * t.element_size() for t in network.state_dict().values())
     held = path.stat().st_size
-    if needed > held:
+    if needed > held + WEIGHTS_SLACK:
         raise ValueError(
             f"{path} holds {held} bytes, but the network its config describes ({sizes}) needs "
             f"{needed}: the config was edited or belongs to other weights"
         )
+
+
+WEIGHTS_SLACK = 2**24
+"""Bytes a network may exceed its weights file by and still be built: small enough to be
+harmless, and it leaves a small broken file to the loader, which says more precisely what is
+wrong with it (a bare tensor, missing keys, wrong shapes)."""
+
+
+class _ParametersOnMeta(TorchFunctionMode):
+    """Sends ``torch.empty`` (how ``nn.Linear``, ``nn.Embedding`` and ``nn.LayerNorm`` create
+    their parameters) to the ``meta`` device; the small tensors that networks compute from
+    their space (masks, positions) stay real, so their ``.item()`` and mixing still work."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.empty:
+            kwargs["device"] = "meta"
+        return func(*args, **kwargs)
 
 
 def describe_kind(value: Any) -> str:
