@@ -29,13 +29,13 @@ def process_table() -> dict[int, tuple[int, str]]:
     table = {}
     for entry in PROC.iterdir():
         if entry.name.isdigit():
-            fields = _stat_fields(int(entry.name))
+            fields = stat_fields(int(entry.name))
             if fields is not None and fields[0] != "Z":
                 table[int(entry.name)] = (int(fields[1]), fields[19])
     return table
 
 
-def _stat_fields(pid: int) -> list[str] | None:
+def stat_fields(pid: int) -> list[str] | None:
     """``/proc/PID/stat`` from the state field on (the command name may hold spaces)."""
     try:
         return (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
@@ -66,7 +66,7 @@ def _mentions_ray(pid: int) -> bool:
 def kill_if_unchanged(processes: dict[int, str]) -> None:
     """SIGKILL each process that still has its pid and start time."""
     for pid, started in processes.items():
-        fields = _stat_fields(pid)
+        fields = stat_fields(pid)
         if fields is not None and fields[19] == started:
             try:
                 os.kill(pid, signal.SIGKILL)
