@@ -208,7 +208,7 @@ ERRORS: list[tuple[str, Callable[[Path, Path], list[str]], str]] = [
     ("device-cuda", lambda w, t: _search(w, t, "--device", "cuda:0"), "device 'cuda:0'"),
     ("cifar-hostile", _cifar(_hostile_batch), "data_batch_1 is not a CIFAR python batch"),
     ("cifar-corrupt", _cifar(_truncated_batch), "CIFAR batch"),
-    ("journal-index-gap", _journal(_drop_line(3)), "run.jsonl, line 4: trial index 3, expected 2"),
+    ("journal-index-gap", _journal(_drop_line(3)), "run.jsonl line 4: trial index 3, expected 2"),
     ("journal-not-utf8", _journal(_not_utf8), "run.jsonl is not UTF-8 text"),
     ("journal-other-settings", _journal(lambda p: None, 6), "budget: journal 5, now 6"),
 ]

@@ -206,7 +206,7 @@ def test_resume_refuses_a_deep_journal_line(
     journal = out.with_suffix(".jsonl")
     journal.write_text(journal.read_text().splitlines()[0] + "\n" + DEEP + "\n")
     line = _cli_error([*argv, "--resume"], capsys)
-    assert f"journal {journal}, line 2: nested more than {MAX_DEPTH} levels" in line
+    assert f"journal {journal} line 2: nested more than {MAX_DEPTH} levels" in line
     refusal = _cli_error(argv, capsys)  # the command line's words, not Python's
     assert "--resume to continue" in refusal and "resume=True" not in refusal
 

@@ -287,10 +287,10 @@ def parse_jsonl(text: str, where: str) -> Iterator[tuple[int, Any]]:
     """``(line number, value)`` for each non-blank line of ``text`` (the file ``where``)."""
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
-            yield number, parse_json_line(line, f"{where} line {number}")
+            yield number, _parse_json_line(line, f"{where} line {number}")
 
 
-def parse_json_line(line: str, where: str) -> Any:
+def _parse_json_line(line: str, where: str) -> Any:
     """One JSONL line; ``ValueError`` starting with ``where`` (the file and line)."""
     try:
         return parse_json(line)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from diffusionnag.io import parse_json, parse_json_line, read_text
+from diffusionnag.io import parse_json, parse_jsonl, read_text
 from diffusionnag.spaces import Arch, SearchSpace
 
 COST_METRICS = ("params", "flops")
@@ -74,11 +74,8 @@ def _json_rows(text: str, path: Path, space: SearchSpace) -> list[tuple[str, obj
 def _journal_as_result(text: str, path: Path) -> dict:
     """A search journal (header line, then one trial per line) in the shape of its result
     file; a torn last line (a run still writing, or killed) is left out."""
-    lines = text.split("\n")
-    complete = lines[:-1]  # the text after the last newline is empty or torn
-    records = []
-    for number, line in enumerate(complete, start=1):
-        records.append(parse_json_line(line, f"{path}, line {number}"))
+    complete = text[: text.rfind("\n") + 1]  # the text after the last newline is empty or torn
+    records = [record for _, record in parse_jsonl(complete, str(path))]
     if not records or not isinstance(records[0], dict) or records[0].get("type") != "header":
         raise ValueError(f"{path} is not a search journal: line 1 is not a header")
     return {"settings": records[0], "trajectory": records[1:]}
