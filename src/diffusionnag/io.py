@@ -4,6 +4,13 @@ Every file the library writes goes through :func:`atomic_write` (temporary file,
 normal permissions); every file a user hands in is read through a function here, which names
 the file in its ``ValueError``. Weights load with ``torch.load(weights_only=True)`` only:
 nothing a user gives us is unpickled.
+
+JSON and JSONL (meta-datasets, references, journals, configs, pairs files) are read by
+:func:`read_json` and :func:`read_jsonl` only, which bound what a hostile file can cost before
+Python's parser sees it: the file's size, the nesting depth (the parser recurses once per
+level) and the digits of a number (a 401-digit accuracy overflows a float; past 4,300 digits
+``int()`` refuses with no file or line). :func:`check_weights_fit` bounds what a config can
+make us allocate by the size of the weights file it comes with.
 """
 
 from __future__ import annotations
@@ -230,13 +237,12 @@ def _field_of(value: Any, target: object, path: str = "") -> str | None:
     """The dotted path (list items as ``[i]``) to ``target`` inside ``value``."""
     if value is target:
         return path or "(top level)"
-    items = (
-        value.items()
-        if isinstance(value, dict)
-        else enumerate(value)
-        if isinstance(value, list)
-        else ()
-    )
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
     for key, item in items:
         step = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else key
         found = _field_of(item, target, step)
