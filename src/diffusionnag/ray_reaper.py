@@ -3,10 +3,11 @@
 Ray's GCS and raylet die with their driver, even under ``kill -9``, but its dashboard and
 runtime-env agents notice only 30 to 60 s later. :class:`~diffusionnag.execution_ray.RayExecutor`
 starts this watcher, in a session of its own (a Ctrl-C to the driver's terminal does not reach
-it), reading a pipe from the driver. While the pipe is open it notes, twice a second, every
-process below the driver whose command line mentions Ray; once the pipe closes (the driver
-exited or was killed) it kills those still alive and exits. A process is known by its pid and
-start time, so a pid the system has reused is never hit. Linux only: it reads ``/proc``.
+it), reading a pipe from the driver. While the pipe is open and the driver is its parent, it
+notes, twice a second, every process below the driver whose command line mentions Ray; once the
+pipe closes or the driver is gone (exited or killed) it kills those still alive and exits. A
+process is known by its pid and start time, so a pid the system has reused is never hit. Linux
+only: it reads ``/proc``.
 
 Run as ``python ray_reaper.py DRIVER_PID`` (the file, so it needs no import path); standard
 library only, so it starts in a few tens of milliseconds.
@@ -75,9 +76,10 @@ def kill_if_unchanged(processes: dict[int, str]) -> None:
 
 
 def watch(driver: int, pipe: int) -> None:
-    """Note the driver's Ray processes until ``pipe`` reaches its end, then kill them."""
+    """Note the driver's Ray processes until ``pipe`` reaches its end or the driver is gone,
+    then kill them. The parent check covers a pipe kept open by a process the driver forked."""
     watched: dict[int, str] = {}
-    while True:
+    while os.getppid() == driver:
         ready, _, _ = select.select([pipe], [], [], POLL_S)
         if ready and not os.read(pipe, 4096):
             break
