@@ -117,6 +117,15 @@ def test_meta_train_refuses_a_contradictory_or_hostile_meta_dataset(
     assert not (tmp_path / "m").exists()
 
 
+def test_a_csv_meta_dataset_refuses_a_cell_measured_twice(tmp_path: Path) -> None:
+    rows = tmp_path / "rows.csv"
+    rows.write_text(f"task,cell,accuracy\na,{CELLS[0]},90\nb,{CELLS[0]},80\na,{CELLS[0]},70\n")
+    with pytest.raises(ValueError) as error:
+        read_meta_dataset(rows, SPACE)
+    assert str(error.value).startswith(f"{rows} line 4: task 'a', cell {CELLS[0]} is already")
+    assert "on line 2, and gives 70, not 90" in str(error.value)
+
+
 def test_a_directory_given_as_meta_dataset_is_called_a_directory(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
