@@ -74,7 +74,11 @@ class RayExecutor:
             address = address or os.environ.get("RAY_ADDRESS") or None
             if address is None:
                 self._reaper = _start_reaper()
-            _connect(ray, address, workers)
+            try:
+                _connect(ray, address, workers)
+            except BaseException:
+                self.shutdown()  # no reaper left waiting for a Ray that never started
+                raise
         self._task = ray.remote(_run_task).options(
             num_cpus=1, num_gpus=gpus_per_task, max_retries=0
         )
