@@ -41,6 +41,12 @@ class Bound:
 
 POSITIVE, NON_NEGATIVE = Bound(1), Bound(0)
 FRACTION = Bound(0, 1, high_open=True)
+WIDTH = Bound(1, 4096)
+"""Hidden sizes and embedding widths: ours are at most 256; the cap keeps a hand-edited config
+from asking for a network that cannot fit in memory."""
+LAYERS = Bound(1, 64)
+SEED = Bound(0, 2**63 - 1)
+"""What ``torch.manual_seed`` accepts."""
 
 
 def check_ranges(config: object, bounds: Mapping[str, Bound], prefix: str = "") -> None:

@@ -79,6 +79,11 @@ class DiffusionNAGSampler(BaseSampler):
         self._queue_basis = -1
         self._cells: dict[int, Arch] = {}
 
+    @property
+    def arch_params(self) -> ArchParams:
+        """The architecture parameters this sampler proposes (``suggest_arch`` checks them)."""
+        return self._params
+
     def reseed_rng(self) -> None:
         """Reseed the independent sampler; the strategy's asks stay a function of the history."""
         self._random.reseed_rng()
