@@ -79,7 +79,7 @@ def config_from_dict(cls: type[Config], data: Any, where: str, prefix: str = "")
     values = {}
     for name in names:
         kind, value = hints[name], data[name]
-        if dataclasses.is_dataclass(kind):
+        if isinstance(kind, type) and dataclasses.is_dataclass(kind):
             value = config_from_dict(kind, value, where, f"{prefix}{name}.")
         else:
             check_type(f"{where}: field {prefix + name!r}", value, kind)

@@ -118,7 +118,7 @@ class RayExecutor:
     def shutdown(self, wait: bool = True) -> None:
         if self._owns and self._ray.is_initialized():
             self._ray.shutdown()
-        if self._reaper is not None:
+        if self._reaper is not None and self._reaper.stdin is not None:
             self._reaper.stdin.close()  # the reaper ends whatever ray.shutdown left behind
             self._reaper.wait()
             self._reaper = None

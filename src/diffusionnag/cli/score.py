@@ -133,7 +133,8 @@ def _train_config(args: argparse.Namespace) -> ScoreTrainConfig:
 
 def _sde_defaults(name: str) -> dict[str, float]:
     """Every parameter of SDE ``name`` with its default, saved explicitly with the checkpoint."""
-    return {field.name: field.default for field in dataclasses.fields(SDES[name])}
+    sde_fields = dataclasses.fields(SDES[name])  # type: ignore[arg-type]  # SDEs are dataclasses
+    return {f.name: float(f.default) for f in sde_fields if isinstance(f.default, int | float)}
 
 
 def cmd_train_score(args: argparse.Namespace) -> int:

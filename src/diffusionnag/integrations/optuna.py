@@ -222,8 +222,9 @@ class DiffusionNAGSampler(BaseSampler):
 
 def _history_trial(index: int, cell: Arch, trial: FrozenTrial, sign: float) -> Trial:
     value = trial.value if trial.state == TrialState.COMPLETE else None
-    ok = value is not None and math.isfinite(value)
-    return Trial(index, cell, sign * value if ok else math.nan, failed=not ok)
+    if value is None or not math.isfinite(value):
+        return Trial(index, cell, math.nan, failed=True)
+    return Trial(index, cell, sign * value, failed=False)
 
 
 def _check_single_objective(study: Study) -> None:

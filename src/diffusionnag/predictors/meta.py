@@ -199,7 +199,7 @@ class TrainedMetaPredictor:
 
     def support(self, archs: list[Arch], values: np.ndarray | list[float]) -> TaskData:
         """A support set for the ``evaluations`` encoder (may be empty)."""
-        device = self.network.head[0].weight.device
+        device = next(self.network.parameters()).device
         cells = self.space.encode(archs) if archs else torch.zeros(0, 1, 1)
         return TaskData(
             support_cells=cells.to(device),
