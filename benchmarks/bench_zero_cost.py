@@ -4,12 +4,13 @@ Proxies: NASWOT and synflow (:mod:`diffusionnag.nn.zero_cost`, C=16, N=5 network
 random inputs, one score per proxy seed), parameter count and FLOPs (CIFAR-10 settings, no seed).
 Ground truth: each column of the shared table (cifar10, cifar100, ImageNet16-120 test accuracy
 after 200 epochs). Cells are a seeded uniform sample of the table; scores land one line per
-(cell, proxy seed) in a resumable journal, proxy seed 0 first for every cell, then seed 1, ...,
-and the summary is rewritten every ``--summary-every`` lines so a partial run still reports.
+(cell, proxy seed) in a resumable journal: the first proxy seed for every cell, then the others
+for the sample's first ``--seed-cells`` cells. The summary is rewritten every
+``--summary-every`` lines, so a partial run still reports.
 Usage (one thread, low priority, in the background):
 
     OMP_NUM_THREADS=1 nice -n 15 .venv/bin/python benchmarks/bench_zero_cost.py \\
-        --cells 1000 --proxy-seeds 0 1 2 > runs/zero-cost/log.txt 2>&1 &
+        --cells 1000 --proxy-seeds 0 1 2 --seed-cells 200 > runs/zero-cost/log.txt 2>&1 &
 """
 
 from __future__ import annotations
@@ -41,34 +42,62 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--cells", type=int, default=1000)
     parser.add_argument("--sample-seed", type=int, default=0)
     parser.add_argument("--proxy-seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--seed-cells",
+        type=int,
+        default=200,
+        help="how many of the cells (the sample's first) are scored at the proxy seeds after "
+        "the first, to show how much a proxy depends on its seed",
+    )
     parser.add_argument("--journal", type=Path, default=Path("runs/zero-cost/scores.jsonl"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/zero-cost"))
     parser.add_argument("--summary-every", type=int, default=100)
+    parser.add_argument(
+        "--summary-only", action="store_true", help="summarise the journal, score nothing new"
+    )
     return parser.parse_args()
 
 
 def sample_cells(table: NB201Table, cells: int, seed: int) -> list[Arch]:
+    """A uniform sample in random order, so that any prefix is a uniform sample too."""
     chosen = np.random.default_rng(seed).choice(len(table), size=cells, replace=False)
-    return [table.archs[i] for i in sorted(chosen)]
+    return [table.archs[i] for i in chosen]
 
 
-def read_journal(path: Path) -> dict[tuple[str, int], dict[str, float]]:
-    """Scores by (cell string, proxy seed); a torn last line (killed mid-write) is skipped."""
-    done: dict[tuple[str, int], dict[str, float]] = {}
+def read_journal(path: Path) -> tuple[dict[tuple[str, int], dict[str, float]], dict]:
+    """Scores by (cell string, proxy seed), and seconds per proxy per line where recorded.
+
+    A torn last line (the run was killed mid-write) is skipped.
+    """
+    scores: dict[tuple[str, int], dict[str, float]] = {}
+    seconds: dict[str, list[float]] = {p: [] for p in PROXIES}
     if not path.is_file():
-        return done
+        return scores, seconds
     for line in path.read_text().splitlines():
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
             continue
-        done[(row["cell"], row["seed"])] = {p: _from_json(row[p]) for p in PROXIES}
-    return done
+        scores[(row["cell"], row["seed"])] = {p: _from_json(row[p]) for p in PROXIES}
+        for proxy, spent in row.get("seconds", {}).items():
+            seconds[proxy].append(spent)
+    return scores, seconds
 
 
 def _from_json(value: float | None) -> float:
     """The journal writes a singular NASWOT kernel's ``-inf`` as null (strict JSON)."""
     return -math.inf if value is None else float(value)
+
+
+def score_one(arch: Arch, seed: int) -> dict:
+    """One journal line: both proxies of ``arch`` at proxy seed ``seed``, and their seconds."""
+    row: dict = {"cell": SPACE.to_string(arch), "seed": seed, "seconds": {}}
+    for proxy in PROXIES:
+        start = time.perf_counter()
+        value = proxy_score(proxy, arch, seed=seed)
+        row["seconds"][proxy] = round(time.perf_counter() - start, 4)
+        row[proxy] = None if value == -math.inf else value  # strict JSON has no -Infinity
+    return row
 
 
 def correlations(cells: list[Arch], table: NB201Table, scores: dict) -> list[dict]:
@@ -95,6 +124,22 @@ def correlations(cells: list[Arch], table: NB201Table, scores: dict) -> list[dic
     return rows
 
 
+def seed_agreement(scores: dict) -> list[dict]:
+    """Rank agreement of each proxy seed with the first, over the cells both have scored."""
+    seeds = sorted({seed for _, seed in scores})
+    rows = []
+    for name in PROXIES:
+        for seed in seeds[1:]:
+            cells = [c for c, s in scores if s == seed and (c, seeds[0]) in scores]
+            if len(cells) < 3:
+                continue
+            first = _finite_floor([scores[(c, seeds[0])][name] for c in cells])
+            other = _finite_floor([scores[(c, seed)][name] for c in cells])
+            result = rank_correlations(first, other)
+            rows.append({"proxy": name, "seeds": [seeds[0], seed], "cells": len(cells), **result})
+    return rows
+
+
 def _finite_floor(values: list[float]) -> np.ndarray:
     """``-inf`` (a singular kernel: the network cannot tell inputs apart) ties below the rest."""
     array = np.asarray(values, dtype=float)
@@ -103,21 +148,51 @@ def _finite_floor(values: list[float]) -> np.ndarray:
     return np.where(np.isfinite(array), array, floor)
 
 
-def write_summary(out: Path, rows: list[dict], args: argparse.Namespace, seconds: dict) -> None:
-    atomic_write_json(
-        out / "summary.json",
-        {"args": _jsonable(vars(args)), "seconds_per_cell": seconds, "rows": rows},
-    )
+def summarise(cells: list[Arch], table: NB201Table, scores: dict, seconds: dict) -> dict:
+    return {
+        "seconds_per_cell": {p: float(np.mean(s)) for p, s in seconds.items() if s},
+        "correlations": correlations(cells, table, scores),
+        "seed_agreement": seed_agreement(scores),
+    }
+
+
+def write_summary(out: Path, summary: dict, args: argparse.Namespace) -> None:
+    atomic_write_json(out / "summary.json", {"args": _jsonable(vars(args)), **summary})
+    seconds = summary["seconds_per_cell"]
     lines = [
         "# Zero-cost proxies vs the NAS-Bench-201 table",
         "",
         f"{args.cells} cells sampled with seed {args.sample_seed}; network C=16, N=5, 32 px, "
         "10 outputs, PyTorch's default initialisation from the proxy seed; NASWOT on 64 "
         "standard-normal images, synflow on one all-ones image (float64, BN as identity). "
-        "Parameters and FLOPs: CIFAR-10 settings, no seed.",
+        "Parameters and FLOPs: CIFAR-10 settings, no seed. Ground truth: the shared table's "
+        "test accuracy after 200 epochs, per column.",
         "",
-        "Seconds per cell (one thread): " + ", ".join(f"{k} {v:.3f}" for k, v in seconds.items()),
+        "Seconds per cell (one thread, shared machine): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in seconds.items()),
         "",
+        *_correlation_table(summary["correlations"]),
+        "",
+        "Seed dependence: rank agreement of each proxy seed with the first over shared cells.",
+        "",
+        "| proxy | seeds | cells | Spearman | Kendall |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {r['proxy']} | {r['seeds'][0]} vs {r['seeds'][1]} | {r['cells']} "
+            f"| {r['spearman']:.3f} | {r['kendall_tau']:.3f} |"
+            for r in summary["seed_agreement"]
+        ),
+        "",
+        "Command: `OMP_NUM_THREADS=1 nice -n 15 python benchmarks/bench_zero_cost.py "
+        + " ".join(_cli(k, v) for k, v in vars(args).items() if k != "summary_only")
+        + "`",
+        "",
+    ]
+    atomic_write_text(out / "summary.md", "\n".join(lines))
+
+
+def _correlation_table(rows: list[dict]) -> list[str]:
+    lines = [
         "| proxy | proxy seed | cells | "
         + " | ".join(f"{d} Spearman | {d} Kendall" for d in DATASETS)
         + " |",
@@ -132,22 +207,16 @@ def write_summary(out: Path, rows: list[dict], args: argparse.Namespace, seconds
             for d in DATASETS
         )
         lines.append(f"| {proxy} | {'-' if seed is None else seed} | {cells} | {cols} |")
-    lines += [
-        "",
-        "Command: `OMP_NUM_THREADS=1 nice -n 15 python benchmarks/bench_zero_cost.py "
-        + " ".join(f"--{k.replace('_', '-')} {_cli(v)}" for k, v in vars(args).items())
-        + "`",
-        "",
-    ]
-    atomic_write_text(out / "summary.md", "\n".join(lines))
+    return lines
 
 
 def _jsonable(values: dict) -> dict:
     return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
 
 
-def _cli(value: object) -> str:
-    return " ".join(map(str, value)) if isinstance(value, list) else str(value)
+def _cli(name: str, value: object) -> str:
+    text = " ".join(map(str, value)) if isinstance(value, list) else str(value)
+    return f"--{name.replace('_', '-')} {text}"
 
 
 def main() -> None:
@@ -156,33 +225,28 @@ def main() -> None:
     table = NB201Table.from_csv(default_table_path())
     cells = sample_cells(table, args.cells, args.sample_seed)
     args.journal.parent.mkdir(parents=True, exist_ok=True)
-    scores = read_journal(args.journal)
-    seconds = {p: [] for p in PROXIES}
+    scores, seconds = read_journal(args.journal)
     todo = [
         (seed, arch)
-        for seed in args.proxy_seeds
-        for arch in cells
+        for seed in args.proxy_seeds  # every cell at the first seed before any at the next
+        for arch in (cells if seed == args.proxy_seeds[0] else cells[: args.seed_cells])
         if (SPACE.to_string(arch), seed) not in scores
     ]
+    if args.summary_only:
+        todo = []
     print(f"{len(scores)} scores journalled, {len(todo)} to go", flush=True)
     with args.journal.open("a") as journal:
         for done, (seed, arch) in enumerate(todo, start=1):
-            row = {"cell": SPACE.to_string(arch), "seed": seed}
-            for proxy in PROXIES:
-                start = time.perf_counter()
-                row[proxy] = proxy_score(proxy, arch, seed=seed)
-                seconds[proxy].append(time.perf_counter() - start)
-            scores[(row["cell"], seed)] = {p: row[p] for p in PROXIES}
-            journal.write(
-                json.dumps({k: None if v == -math.inf else v for k, v in row.items()}) + "\n"
-            )
+            row = score_one(arch, seed)
+            journal.write(json.dumps(row) + "\n")
             journal.flush()
-            if done % args.summary_every == 0 or done == len(todo):
-                mean = {p: float(np.mean(s)) for p, s in seconds.items() if s}
-                write_summary(args.out, correlations(cells, table, scores), args, mean)
+            scores[(row["cell"], seed)] = {p: _from_json(row[p]) for p in PROXIES}
+            for proxy, spent in row["seconds"].items():
+                seconds[proxy].append(spent)
+            if done % args.summary_every == 0:
+                write_summary(args.out, summarise(cells, table, scores, seconds), args)
                 print(f"{done}/{len(todo)} done", flush=True)
-    if not todo:
-        write_summary(args.out, correlations(cells, table, scores), args, {})
+    write_summary(args.out, summarise(cells, table, scores, seconds), args)
 
 
 if __name__ == "__main__":
