@@ -45,19 +45,9 @@ def naswot(network: nn.Module, inputs: Tensor) -> float:
         raise ValueError(
             f"naswot needs a batch of at least 2 inputs, got shape {tuple(inputs.shape)}"
         )
-    batch = len(inputs)
-    kernel = torch.zeros(batch, batch, dtype=torch.float64)
-
-    def add_codes(_module: nn.Module, args: tuple[Tensor, ...], _output: Tensor) -> None:
-        # Agreements = units - Hamming distance = c c^T + (1 - c)(1 - c)^T, expanded so that
-        # one matmul does; float32 counts 0/1 products exactly up to 2^24 units per layer.
-        codes = (args[0].detach().reshape(batch, -1) > 0).float()  # [B, units]
-        active = codes.sum(dim=1, dtype=torch.float64)  # [B]
-        both = (codes @ codes.T).double()  # [B, B]
-        kernel.add_(2.0 * both - active[:, None] - active[None, :] + codes.shape[1])
-
+    kernel = _AgreementKernel(len(inputs))
     hooks = [
-        m.register_forward_hook(add_codes) for m in network.modules() if isinstance(m, nn.ReLU)
+        m.register_forward_hook(kernel.add) for m in network.modules() if isinstance(m, nn.ReLU)
     ]
     saved = _buffers(network)
     try:
@@ -67,8 +57,35 @@ def naswot(network: nn.Module, inputs: Tensor) -> float:
         for hook in hooks:
             hook.remove()
         _restore_buffers(network, saved)
-    sign, logdet = torch.linalg.slogdet(kernel)
+    sign, logdet = torch.linalg.slogdet(kernel.total)
     return float(logdet) if sign > 0 else float("-inf")
+
+
+class _AgreementKernel:
+    """Sums each hooked ReLU's ``[B, B]`` agreement counts into :attr:`total`.
+
+    A cell node feeds several edges, so several ReLUs see the same tensor: its counts are
+    computed once and added once per ReLU, which is what the paper's per-ReLU sum asks for.
+    """
+
+    def __init__(self, batch: int) -> None:
+        self.batch = batch
+        self.total = torch.zeros(batch, batch, dtype=torch.float64)
+        self._seen: dict[int, tuple[Tensor, Tensor]] = {}  # id -> (tensor kept alive, counts)
+
+    def add(self, _module: nn.Module, args: tuple[Tensor, ...], _output: Tensor) -> None:
+        seen = self._seen.get(id(args[0]))
+        counts = seen[1] if seen is not None and seen[0] is args[0] else self._counts(args[0])
+        self._seen[id(args[0])] = (args[0], counts)
+        self.total.add_(counts)
+
+    def _counts(self, activations: Tensor) -> Tensor:
+        # Agreements = units - Hamming distance = c c^T + (1 - c)(1 - c)^T, expanded so that
+        # one matmul does; float32 counts 0/1 products exactly up to 2^24 units per layer.
+        codes = (activations.detach().reshape(self.batch, -1) > 0).float()  # [B, units]
+        active = codes.sum(dim=1, dtype=torch.float64)  # [B]
+        both = (codes @ codes.T).double()  # [B, B]
+        return 2.0 * both - active[:, None] - active[None, :] + codes.shape[1]
 
 
 def synflow(network: nn.Module, input_shape: tuple[int, ...]) -> float:
