@@ -30,7 +30,7 @@ PROXIES = ("naswot", "synflow")
 NB201_RESOLUTION = 32
 """CIFAR's size, at which the table's C=16, N=5 networks were trained."""
 NASWOT_BATCH = 64
-"""Codes per kernel: the kernel is ``[B, B]``; Mellor et al. used 128 with similar rankings."""
+"""Images per NASWOT kernel (``[B, B]``); Mellor et al. used 128, half of it halves CPU time."""
 
 
 def naswot(network: nn.Module, inputs: Tensor) -> float:
@@ -93,9 +93,10 @@ def synflow(network: nn.Module, input_shape: tuple[int, ...]) -> float:
 
     Computed on a float64 copy, so ``network`` is untouched: in the copy every parameter is
     replaced by its absolute value (the linearisation) and every BatchNorm layer by the identity,
-    as the zero-cost literature does (Abdelfattah et al. score synflow on a copy "without BN"):
-    batch statistics of a constant input would be zero variance, and BN would rescale
-    each layer's flow and undo what the proxy measures. ``input_shape`` includes the batch size.
+    as the zero-cost literature does (Abdelfattah et al.'s code scores synflow on a copy built
+    without BN): BN would renormalise each layer's output, so the flow would no longer multiply
+    through the layers' weights, which is what the proxy measures. ``input_shape`` includes the
+    batch size.
     """
     linear = _linearised_copy(network)
     inputs = torch.ones(input_shape, dtype=torch.float64)

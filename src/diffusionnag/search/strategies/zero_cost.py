@@ -134,7 +134,7 @@ class NaswotOrder(ZeroCostOrder):
         self.batch_size = check_positive("batch_size", batch_size, 2)
 
     def images_per_score(self) -> int:
-        """The kernel is ``[batch_size, batch_size]``; Mellor et al. used 128 on NB201."""
+        """The kernel is ``[batch_size, batch_size]`` (Mellor et al. used 128 on NB201)."""
         return self.batch_size
 
 
