@@ -16,6 +16,7 @@ Usage (one thread, low priority, in the background):
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import time
@@ -103,29 +104,39 @@ def score_one(arch: Arch, seed: int) -> dict:
 
 
 def correlations(cells: list[Arch], table: NB201Table, scores: dict) -> list[dict]:
-    """One row per (proxy, proxy seed or None, dataset) over the cells that have that score."""
-    rows = []
-    costs = [nb201_costs(arch) for arch in cells]
+    """Rows per (proxy, proxy seed or None, cell set, dataset): each proxy seed over the cells it
+    scored, and also over the cells scored at every seed, so that seeds compare like for like."""
+    keys = [SPACE.to_string(arch) for arch in cells]
     seeds = sorted({seed for _, seed in scores})
-    for name in PROXIES + COSTS:
-        for seed in [None] if name in COSTS else seeds:
-            if name in COSTS:
-                have = cells
-                values = [c[name] for c in costs]
-            else:
-                have = [a for a in cells if (SPACE.to_string(a), seed) in scores]
-                values = [scores[(SPACE.to_string(a), seed)][name] for a in have]
-            if len(have) < 3:
-                continue
-            for dataset in DATASETS:
-                truth = [table.accuracy(arch, dataset) for arch in have]
-                result = rank_correlations(_finite_floor(values), truth)
-                top = np.argsort(-_finite_floor(values), kind="stable")[:TOP_K]
-                result[f"top{TOP_K}_best"] = max(truth[i] for i in top)
-                result["best"] = max(truth)
-                rows.append(
-                    {"proxy": name, "seed": seed, "dataset": dataset, "cells": len(have), **result}
-                )
+    common = [i for i, key in enumerate(keys) if all((key, s) in scores for s in seeds)]
+    rows = []
+    for name in COSTS:
+        values = [nb201_costs(arch)[name] for arch in cells]
+        rows += _rows_for(name, None, cells, values, table)
+    for name, seed in itertools.product(PROXIES, seeds):
+        scored = [i for i, key in enumerate(keys) if (key, seed) in scores]
+        for subset in [scored] + ([common] if len(common) < len(scored) else []):
+            values = [scores[(keys[i], seed)][name] for i in subset]
+            rows += _rows_for(name, seed, [cells[i] for i in subset], values, table)
+    return rows
+
+
+def _rows_for(
+    name: str, seed: int | None, cells: list[Arch], values: list[float], table: NB201Table
+) -> list[dict]:
+    if len(cells) < 3:
+        return []
+    rows = []
+    ranked = _finite_floor(values)
+    top = np.argsort(-ranked, kind="stable")[:TOP_K]
+    for dataset in DATASETS:
+        truth = [table.accuracy(arch, dataset) for arch in cells]
+        result = rank_correlations(ranked, truth)
+        result[f"top{TOP_K}_best"] = max(truth[i] for i in top)
+        result["best"] = max(truth)
+        rows.append(
+            {"proxy": name, "seed": seed, "dataset": dataset, "cells": len(cells), **result}
+        )
     return rows
 
 
