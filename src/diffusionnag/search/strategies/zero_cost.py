@@ -5,10 +5,11 @@ These are what a user could run instead of a search (issue "NB201 transfer ahead
 baseline"), so the pool and its order are fixed by the seed alone: the history only says which
 cells are taken. When every pool cell is taken, the strategy continues with random cells.
 
-Measured on one thread of this project's CPU (``benchmarks/bench_zero_cost.py``): NASWOT on 64
-images takes about 0.6-0.7 s per NAS-Bench-201 cell and synflow about 0.09 s, so the default
-pools (64 and 512 cells) keep the first ask under a minute; the parameter count is nearly free,
-so ``params`` ranks the whole space (15,625 NAS-Bench-201 cells, one per class kept).
+Measured on one thread of this project's 2-core machine while other jobs shared it (load average
+about 5.5): the first ask of ``zc-naswot`` (64 cells, 64 images each) took 70 s, 1.1 s per cell;
+synflow took 0.26 s per cell, so ``zc-synflow`` defaults to 256 cells (about 67 s; a quiet core
+does 0.09 s per cell). The parameter count is nearly free, so ``params`` ranks the whole space
+(15,625 NAS-Bench-201 cells, one per class kept: 0.7 s).
 """
 
 from __future__ import annotations
@@ -144,5 +145,5 @@ class SynflowOrder(ZeroCostOrder):
     name = "zc-synflow"
     proxy = "synflow"
 
-    def __init__(self, space: SearchSpace, seed: Seed = 0, *, pool_size: int = 512) -> None:
+    def __init__(self, space: SearchSpace, seed: Seed = 0, *, pool_size: int = 256) -> None:
         super().__init__(space, seed, pool_size)
