@@ -25,8 +25,9 @@ from diffusionnag.search.base import SearchStrategy, Seed, check_positive
 from diffusionnag.search.history import History
 from diffusionnag.spaces.base import Arch, SearchSpace
 
-_POOL_STREAM = 0x2C0
-"""Mixed into the seed for the pool draw, apart from the per-ask generators of ``rng_for``."""
+_POOL_STREAM = 2**32 + 0x2C0
+"""Mixed into the seed for the pool draw: beyond any history length, so that no ask's generator
+(``rng_for``: the seed and the history length) is the pool's."""
 _SAMPLE_ROUNDS = 16
 
 
