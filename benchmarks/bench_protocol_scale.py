@@ -88,7 +88,7 @@ NOISE_SEEDS = (1, 2, 3)  # plus the seed-0 run every cell gets
 
 @dataclass(frozen=True)
 class Setting:
-    """One protocol scale; the name is the journal's file name."""
+    """One protocol: a scale (network, images, resolution; its journal) and E epochs."""
 
     source: str
     cells_per_stage: int

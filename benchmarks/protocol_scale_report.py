@@ -40,14 +40,17 @@ def _iqr(values: np.ndarray) -> float:
     return float(q3 - q1)
 
 
-def _pooled_seed_std(rows: list[dict], epochs: int, split: str) -> tuple[float, int]:
-    """Root mean within-cell variance over cells with two or more seeds; its degrees of
-    freedom (the pooled estimate is what a single std would be with that many runs)."""
+def _seed_groups(rows: list[dict], epochs: int, split: str) -> list[np.ndarray]:
+    """Accuracies of each cell trained with two or more seeds at ``epochs``."""
     by_cell: dict[int, list[float]] = {}
     for row in rows:
         if row["epochs"] == epochs and not row["failed"]:
             by_cell.setdefault(row["cell_index"], []).append(row[split])
-    groups = [np.array(v) for v in by_cell.values() if len(v) >= 2]
+    return [np.array(v) for v in by_cell.values() if len(v) >= 2]
+
+
+def _pooled_seed_std(groups: list[np.ndarray]) -> tuple[float, int]:
+    """Root of the within-cell variance pooled over ``groups``, and its degrees of freedom."""
     if not groups:
         return math.nan, 0
     variances = [g.var(ddof=1) for g in groups]
@@ -83,8 +86,9 @@ def summarise_setting(setting, rows: list[dict]) -> dict:
     short, long = _seed0(rows, epochs), _seed0(rows, 2 * epochs)
     test = np.array([r["test"] for r in short.values()])
     valid = np.array([r["valid"] for r in short.values()])
-    noise_test, dof = _pooled_seed_std(rows, epochs, "test")
-    noise_valid, _ = _pooled_seed_std(rows, epochs, "valid")
+    test_groups = _seed_groups(rows, epochs, "test")
+    noise_test, dof = _pooled_seed_std(test_groups)
+    noise_valid, _ = _pooled_seed_std(_seed_groups(rows, epochs, "valid"))
     iqr_test = _iqr(test) if len(test) >= 4 else math.nan
     summary = {
         "setting": setting.name,
@@ -97,6 +101,7 @@ def summarise_setting(setting, rows: list[dict]) -> dict:
         "seed_std_test": noise_test,
         "seed_std_valid": noise_valid,
         "seed_std_dof": dof,
+        "seed_std_test_by_cell": [float(g.std(ddof=1)) for g in test_groups],
         "ratio_test": iqr_test / noise_test if noise_test > 0 else math.nan,
         "E_vs_2E": _rank_agreement(short, long),
         "cpu_seconds_per_cell_E": _mean([_cpu(r) for r in short.values()]),
@@ -135,10 +140,12 @@ def _fmt(value: float, digits: int = 2) -> str:
 def _setting_line(s: dict) -> str:
     agreement = s["E_vs_2E"]
     low, high = s["test_range"] or (math.nan, math.nan)
+    by_cell = ", ".join(_fmt(v) for v in s["seed_std_test_by_cell"])
     return (
         f"| {s['setting']} | {s['cells_at_E']}/{s['cells_at_2E']} | {_fmt(s['test_iqr'])} "
         f"| {_fmt(low, 1)}-{_fmt(high, 1)} | {_fmt(s['valid_iqr'])} "
-        f"| {_fmt(s['seed_std_test'])} ({s['seed_std_dof']} dof) | {_fmt(s['seed_std_valid'])} "
+        f"| {_fmt(s['seed_std_test'])} ({s['seed_std_dof']} dof; by cell {by_cell}) "
+        f"| {_fmt(s['seed_std_valid'])} "
         f"| {_fmt(s['ratio_test'], 1)} | {_fmt(agreement['spearman'])} / "
         f"{_fmt(agreement['kendall'])} ({agreement['pairs']}) "
         f"| {_fmt(s['cpu_seconds_per_cell_E'], 0)} / {_fmt(s['cpu_seconds_per_cell_2E'], 0)} "
