@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from diffusionnag.cli.common import (
@@ -17,6 +16,7 @@ from diffusionnag.evaluators.registry import BenchmarkSpec
 from diffusionnag.evaluators.training import TrainConfig
 from diffusionnag.execution import EXECUTORS
 from diffusionnag.harness.protocols import PROTOCOLS
+from diffusionnag.io import parse_json
 from diffusionnag.search.job import SearchJob, best_table, run_job
 from diffusionnag.search.strategies import STRATEGIES, standalone_strategies
 from diffusionnag.spaces import SPACES, get_space
@@ -104,8 +104,8 @@ def parse_options(pairs: list[str]) -> dict:
         if not sep or not name:
             raise ValueError(f"strategy option {pair!r} is not of the form NAME=VALUE")
         try:
-            options[name] = json.loads(value)
-        except json.JSONDecodeError:
+            options[name] = parse_json(value)
+        except ValueError:  # not JSON, or hostile JSON: the strategy refuses the text
             options[name] = value
     return options
 
