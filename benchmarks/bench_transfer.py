@@ -154,6 +154,16 @@ def bo_runs(args: argparse.Namespace, table: NB201Table, target: str, optimum: f
     return runs
 
 
+def proxy_orders(args: argparse.Namespace, proxies: list[str]) -> dict[str, list[list]]:
+    """Each proxy strategy's ranked pool per seed (a function of the seed alone, computed once
+    for every target: a zero-cost proxy never sees the dataset)."""
+    space = NB201Space()
+    return {
+        proxy: [get_strategy(proxy, space, seed).ranked() for seed in seeds_of(args)]
+        for proxy in proxies
+    }
+
+
 def seeds_of(args: argparse.Namespace) -> range:
     return range(args.first_seed, args.first_seed + args.seeds)
 
@@ -194,12 +204,20 @@ def main() -> None:
     parser.add_argument("--meta-dir", type=Path, help="folder of meta-nb201-no-<dataset> models")
     parser.add_argument("--strategy", choices=("transfer", "transfer-bo"), default="transfer")
     parser.add_argument("--prior", choices=("meta", "experts"), default="meta")
+    parser.add_argument(
+        "--proxies",
+        nargs="*",
+        default=[],
+        help="zero-cost baselines by strategy name (zc-naswot, zc-synflow): their seeded pool in "
+        "proxy order; the optimum counts as reached only inside the pool",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/bench-transfer"))
     args = parser.parse_args()
     torch.set_num_threads(1)
     table_path = args.table or default_table_path()
     table = NB201Table.from_csv(table_path)
     report = {}
+    proxies = proxy_orders(args, args.proxies)
     for target in args.targets:
         optimum = table.optimum(target)[1]
         transfer, trained_on = transfer_runs(args, table_path, target, optimum)
@@ -209,6 +227,11 @@ def main() -> None:
                       for s in seeds_of(args)]  # fmt: skip
             runs = [curve_stats(order, optimum) for order in orders]
             methods[name] = summarise(runs)
+        for proxy, pools in proxies.items():
+            runs = [
+                curve_stats([table.accuracy(a, target) for a in pool], optimum) for pool in pools
+            ]
+            methods[f"{proxy} (pool {len(pools[0])})"] = summarise(runs)
         bo = bo_runs(args, table, target, optimum)
         if bo:
             methods["DiffusionNAG-BO from scratch"] = summarise(bo)

@@ -14,6 +14,7 @@ from diffusionnag.cli import main
 from diffusionnag.evaluators.base import EvalResult
 from diffusionnag.search.history import History
 from diffusionnag.spaces.nb201 import NB201Space
+from diffusionnag.transfer import baselines
 from diffusionnag.transfer.baselines import ValidationTruth, free_baselines, history_outcome
 
 BUDGET = 5
@@ -61,16 +62,20 @@ def test_a_run_that_evaluates_the_best_cell_first_scores_one(truth: ValidationTr
 def test_free_baselines_are_seeded_and_copying_a_source_is_its_order(
     truth: ValidationTruth,
 ) -> None:
-    _, first = free_baselines("cifar100", 0, BUDGET, bo=False)
-    _, again = free_baselines("cifar100", 0, BUDGET, bo=False)
-    _, other = free_baselines("cifar100", 1, BUDGET, bo=False)
+    _, first = free_baselines("cifar100", 0, BUDGET, searches=False)
+    _, again = free_baselines("cifar100", 0, BUDGET, searches=False)
+    _, other = free_baselines("cifar100", 1, BUDGET, searches=False)
     assert first == again and first != other
     copied = {o.method: o for o in first}["copy cifar10-valid's order"]
     source = truth.class_means("cifar10-valid")
     assert copied.evaluations_to_best == 1 + int(np.sum(source > source[truth.best_class]))
 
 
-def test_transfer_compares_with_baselines_on_a_validation_table(tmp_path: Path, capsys) -> None:
+def test_transfer_compares_with_baselines_on_a_validation_table(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small = {**baselines.SEARCHED, "zc-synflow": ("synflow order", {"pool_size": 2})}
+    monkeypatch.setattr(baselines, "SEARCHED", small)
     out = tmp_path / "run.json"
     argv = ["transfer", "--benchmark", "nb201-valid:cifar100", "--budget", "2", "--candidates",
             "4", "--steps", "5", "--round-samples", "50", "--compare-baselines", "--out",
@@ -80,7 +85,11 @@ def test_transfer_compares_with_baselines_on_a_validation_table(tmp_path: Path, 
     printed = capsys.readouterr().out.strip().splitlines()
     methods = [row["method"] for row in json.loads(out.read_text())["baselines"]]
     assert methods[0] == "transfer" and "parameter-count order" in methods
-    assert "DiffusionNAG-BO from scratch" in methods and printed[-1].startswith("DiffusionNAG-BO")
+    assert (
+        "DiffusionNAG-BO from scratch" in methods
+        and "synflow order" in methods
+        and printed[-1].startswith("DiffusionNAG-BO")
+    )
 
 
 def test_comparison_needs_a_validation_table(full_fake_table: Path, tmp_path: Path, capsys) -> None:
