@@ -75,6 +75,10 @@ class SearchSpace(ABC):
         """Exact hardware costs of the architecture's network (``params``, ``flops``)."""
         raise ValueError(f"search space {self.name!r} has no cost model")
 
+    def feasible(self, arch: Arch) -> bool:
+        """Whether ``arch`` is within the search's cost budgets; a plain space has none."""
+        return True
+
     def positions(self) -> Tensor:
         """``[N]`` integer position of each node for the score network's positional embedding."""
         return torch.arange(self.num_nodes)
