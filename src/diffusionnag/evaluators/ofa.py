@@ -118,7 +118,9 @@ class OFAEvaluator(Evaluator):
         """The space strategies should search: mbv3, restricted to the budgets if any."""
         if not self.limits:
             return MBV3Space()
-        return ConstrainedSpace(MBV3Space(), self.costs, self.limits)
+        # The unchecked tables: the restricted space only asks about cells of the space, many
+        # times per step (every neighbour a mutation considers), so the check would dominate.
+        return ConstrainedSpace(MBV3Space(), self._slot_costs, self.limits)
 
     def protocol(self) -> dict[str, object]:
         """What fixes the answers: supernet, resolution, budgets and a digest of the files."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 from torch import Tensor, nn
@@ -44,15 +45,14 @@ def predictor_features(archs: Sequence[Arch], resolution: int) -> Tensor:
             f"{', '.join(map(str, PREDICTOR_RESOLUTIONS))}"
         )
     kernel_block = NUM_SLOTS * len(KERNELS)
-    x = torch.zeros(len(archs), FEATURES)
-    for row, arch in enumerate(archs):
-        for slot, op in enumerate(arch.ops):
-            if op != SKIP:
-                kernel_index, expand_index = divmod(op, len(EXPANDS))
-                x[row, slot * len(KERNELS) + kernel_index] = 1.0
-                x[row, kernel_block + slot * len(EXPANDS) + expand_index] = 1.0
+    ops = np.array([arch.ops for arch in archs], dtype=np.int64).reshape(len(archs), NUM_SLOTS)
+    rows, slots = np.nonzero(ops != SKIP)
+    kernel_index, expand_index = np.divmod(ops[rows, slots], len(EXPANDS))
+    x = np.zeros((len(archs), FEATURES), dtype=np.float32)
+    x[rows, slots * len(KERNELS) + kernel_index] = 1.0
+    x[rows, kernel_block + slots * len(EXPANDS) + expand_index] = 1.0
     x[:, 2 * kernel_block + PREDICTOR_RESOLUTIONS.index(resolution)] = 1.0
-    return x  # [B, 128]
+    return torch.from_numpy(x)  # [B, 128]
 
 
 class OFAAccuracyPredictor(nn.Module):
