@@ -37,6 +37,7 @@ STRATEGY_OPTIONS = {
     "evolution": {"population_size": 6, "sample_size": 3},
     "local": {"num_init": 4},
     "bananas": {"num_init": 12},
+    "tpe": {"num_init": 8},
 }
 
 
