@@ -16,6 +16,7 @@ from conftest import shared_ofa_dir
 
 from diffusionnag.evaluators.ofa import (
     LATENCY_FILE,
+    LATENCY_RESOLUTIONS,
     PREDICTOR_FILE,
     OFAEvaluator,
     load_ofa_evaluator,
@@ -99,6 +100,15 @@ def test_latency_of_largest_and_smallest_is_the_hand_made_table_sum(ofa_dir, eva
     for arch, keys in [(LARGEST, largest), (SMALLEST, smallest)]:
         expected = sum(table[key]["mean"] for key in keys)
         assert math.isclose(evaluator.evaluate(arch).metrics["latency_ms"], expected, rel_tol=1e-12)
+
+
+def test_every_latency_table_covers_the_subnets_and_smaller_inputs_run_faster(ofa_dir) -> None:
+    latencies = [
+        load_ofa_evaluator(ofa_dir, resolution=r).evaluate(LARGEST).metrics["latency_ms"]
+        for r in LATENCY_RESOLUTIONS
+    ]
+    assert latencies == sorted(latencies)
+    assert "latency_ms" not in load_ofa_evaluator(ofa_dir, resolution=144).costs(LARGEST)
 
 
 def test_predictions_match_the_readme_measurements(ofa_dir, evaluator) -> None:
