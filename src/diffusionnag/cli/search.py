@@ -38,10 +38,17 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
         help="nb201:<cifar10|cifar100|ImageNet16-120> (table), nb201-valid:<cifar10-valid|cifar100|"
         "ImageNet16-120> (one seed's validation accuracy) or train:<digits|folder:PATH|"
         "cifar10|cifar100> (real training) or task:<task name> (training on a task cut from a "
-        "dataset, e.g. task:digits/c0-1-2/n50/r8/s0); default %(default)s",
+        "dataset, e.g. task:digits/c0-1-2/n50/r8/s0) or ofa:imagenet[,max_flops=F,...] "
+        "(predicted ImageNet top-1 of MobileNetV3 subnets; --space mbv3); default %(default)s",
     )
     parser.add_argument("--table", type=Path, help="NATS-Bench topology CSV for nb201:*")
     parser.add_argument("--data-root", type=Path, help="folder holding local CIFAR files")
+    parser.add_argument(
+        "--ofa-dir",
+        type=Path,
+        help="once-for-all accuracy predictor and Note10 latency tables for ofa:* "
+        "(default: $DIFFUSIONNAG_OFA_DIR, else the nearest shared/data/ofa)",
+    )
     parser.add_argument("--budget", type=positive_int, default=DEFAULT_JOB.budget)
     parser.add_argument("--seed", type=int, default=DEFAULT_JOB.seed)
     parser.add_argument("--out", type=Path, default=DEFAULT_JOB.out, help="result JSON")
@@ -143,6 +150,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         resume=args.resume,
         table=args.table,
         data_root=args.data_root,
+        ofa_dir=args.ofa_dir,
         train=TrainConfig(
             epochs=args.epochs, width_mult=args.width_mult, seed=args.seed, device=args.device
         ),
