@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 from diffusionnag.cli.common import (
@@ -11,15 +12,16 @@ from diffusionnag.cli.common import (
     check_writable,
     non_negative_int,
     positive_int,
+    shown_path,
 )
 from diffusionnag.device import resolve_device
 from diffusionnag.evaluators.registry import BenchmarkSpec
 from diffusionnag.evaluators.training import TrainConfig
 from diffusionnag.execution import EXECUTORS
 from diffusionnag.harness.protocols import PROTOCOLS
-from diffusionnag.search.job import SearchJob, best_table, run_job
+from diffusionnag.search.job import SearchJob, best_table, chosen_line, prepare_job, run_prepared
 from diffusionnag.search.strategies import STRATEGIES, standalone_strategies
-from diffusionnag.spaces import SPACES, get_space
+from diffusionnag.spaces import SPACES
 
 DEFAULT_JOB = SearchJob()
 
@@ -68,12 +70,30 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--batch-size",
         type=positive_int,
-        default=DEFAULT_JOB.batch_size,
-        help="cells the strategy proposes at once (evaluated in parallel with --workers)",
+        help="cells the strategy proposes at once (evaluated in parallel with --workers); "
+        "default: --workers, so every worker has a cell",
     )
     add_executor_options(parser, default_workers=DEFAULT_JOB.workers)
     add_device_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def outputs_line(out: Path) -> str:
+    files = {"results": out, "journal": out.with_suffix(".jsonl"), "plot": out.with_suffix(".png")}
+    return ", ".join(f"{name} -> {shown_path(path)}" for name, path in files.items())
+
+
+def batch_size_for(given: int | None, workers: int) -> int:
+    """``--batch-size``, by default ``--workers`` (a batch of one keeps all but one worker
+    idle); a batch smaller than the workers is kept, with a line saying what it costs."""
+    if given is None:
+        return workers
+    if given < workers:
+        print(
+            f"note: --batch-size {given} < --workers {workers}: only {given} of the workers "
+            "can be busy at once"
+        )
+    return given
 
 
 def add_executor_options(parser: argparse.ArgumentParser, default_workers: int) -> None:
@@ -148,23 +168,18 @@ def cmd_search(args: argparse.Namespace) -> int:
         ),
         options=parse_options(args.option),
         progress=not args.quiet,
-        batch_size=args.batch_size,
+        batch_size=batch_size_for(args.batch_size, args.workers),
         workers=args.workers,
         executor=args.executor,
         ray_address=args.ray_address,
     )
-    history = run_job(job)
-    space = get_space(args.space)
-    print(best_table(history, space))
-    best = history.best
-    if best is not None:
-        test = best.metrics.get("test_accuracy")
-        test_text = f", test accuracy {test:.2f} %" if test is not None else ""
-        print(f"chosen cell: {space.to_string(best.arch)} (value {best.value:.2f}{test_text})")
-    print(
-        f"results -> {args.out}, journal -> {args.out.with_suffix('.jsonl')}, "
-        f"plot -> {args.out.with_suffix('.png')}"
-    )
+    started = time.perf_counter()
+    prepared = prepare_job(job)
+    history = run_prepared(prepared)
+    value_name = prepared.target.evaluator.value_name
+    print(best_table(history, prepared.space, value_name))
+    print(chosen_line(history, prepared.space, value_name, time.perf_counter() - started))
+    print(outputs_line(args.out))
     return 0
 
 

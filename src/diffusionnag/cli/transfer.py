@@ -4,9 +4,11 @@ for an unseen task, evaluate the best)."""
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
-from diffusionnag.cli.common import add_device_option, check_writable, positive_int
+from diffusionnag.cli.common import add_device_option, check_writable, positive_int, shown_path
+from diffusionnag.cli.search import outputs_line
 from diffusionnag.evaluators.nb201_table import DATASETS as TABLE_DATASETS
 from diffusionnag.evaluators.registry import BenchmarkSpec, default_epochs
 from diffusionnag.evaluators.training import TrainConfig
@@ -14,7 +16,7 @@ from diffusionnag.generate import SAMPLER_NAMES
 from diffusionnag.predictors.extractor import EXTRACTOR_NAMES
 from diffusionnag.predictors.meta import MetaPredictorConfig
 from diffusionnag.predictors.task_encoders import ENCODERS, encoder_needs
-from diffusionnag.search.job import SearchJob, best_table
+from diffusionnag.search.job import SearchJob, best_table, chosen_line
 from diffusionnag.spaces import SPACES, get_space
 from diffusionnag.transfer.pipeline import TRANSFER_STRATEGIES, TransferJob, run_transfer
 
@@ -237,20 +239,17 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         score_model=args.score_model,
         reference=args.reference,
     )
+    started = time.perf_counter()
     run = run_transfer(job)
     history, transfer = run.history, run.transfer
     space = get_space(args.space)
-    print(f"meta-predictor {transfer['meta_predictor']}, {_trained_on(transfer['trained_on'])}")
-    print(best_table(history, space))
-    best = history.best
-    if best is not None:
-        test = best.metrics.get("test_accuracy", best.value)
-        seconds = sum(t.strategy_seconds + t.eval_seconds for t in history)
-        print(
-            f"chosen cell: {space.to_string(best.arch)} (value {best.value:.2f}, test accuracy "
-            f"{test:.2f} %), {len(history)} evaluated in {seconds:.1f} s"
-        )
+    shown = shown_path(transfer["meta_predictor"])
+    print(f"meta-predictor {shown}, {_trained_on(transfer['trained_on'])}")
+    print(best_table(history, space, run.value_name))
+    print(chosen_line(history, space, run.value_name, time.perf_counter() - started))
     if run.placement is not None:
         print(f"chosen cell: {run.placement.describe()}")
-    print(f"results -> {args.out}, journal -> {args.out.with_suffix('.jsonl')}")
+    print(outputs_line(args.out))
+    if run.placement_plot is not None:
+        print(f"placement among the reference cells -> {shown_path(run.placement_plot)}")
     return 0

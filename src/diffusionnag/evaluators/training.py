@@ -221,6 +221,8 @@ class TrainingEvaluator(Evaluator):
     here if that network needs larger images, and ``self.data`` is what it trains on.
     """
 
+    value_name = "validation accuracy (%)"
+
     def __init__(
         self,
         data: ImageDataset,

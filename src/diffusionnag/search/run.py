@@ -22,13 +22,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from diffusionnag import __version__
 from diffusionnag.evaluators.base import EvalResult, Evaluator
 from diffusionnag.execution import Executor, WorkerLost, in_order, make_executor
 from diffusionnag.io import atomic_write_json
 from diffusionnag.nn.space_costs import arch_costs
+from diffusionnag.progress import log_line, phase, reporting
 from diffusionnag.search.base import SearchStrategy
 from diffusionnag.search.history import History, Trial
 from diffusionnag.search.journal import JOURNAL_FORMAT, open_journal
@@ -63,8 +62,11 @@ def run_search(
     ``workers``, ``executor`` (``local`` or ``ray``), ``ray_address``: where a batch's cells
     are evaluated (see :func:`evaluation_executor`); one local worker is this process.
     The result also holds the strategy's :meth:`~SearchStrategy.result_sections` and those
-    ``report`` makes of the finished history (where the chosen cell stands, say).
+    ``report`` makes of the finished history (where the chosen cell stands, say), what
+    ``value`` is (``value_name``) and this call's wall time (``elapsed_seconds``; a resumed
+    run counts from its resumption).
     """
+    started = time.perf_counter()
     header = run_header(strategy, evaluator, space, budget, batch_size)
     if resume and journal_path is None:
         raise ValueError("resume=True needs a journal_path to resume from")
@@ -88,7 +90,11 @@ def run_search(
         result_path = journal_path.with_name(journal_path.stem + ".result.json")
     if result_path is not None:
         sections = {**strategy.result_sections(), **(report(history) if report else {})}
-        atomic_write_json(result_path, {**run_result(history, header), **sections})
+        described = {
+            "value_name": getattr(evaluator, "value_name", "value"),
+            "elapsed_seconds": round(time.perf_counter() - started, 2),
+        }
+        atomic_write_json(result_path, {**run_result(history, header), **described, **sections})
     return history
 
 
@@ -117,8 +123,9 @@ def search_trials(
         history.append(trial)
         strategy.tell(history, trial)
     evaluate = _evaluations(evaluator, executor, retries)
-    with tqdm(total=budget, initial=len(history), disable=not progress, unit="cell") as bar:
-        bar.set_description(f"{strategy.name} {evaluator.dataset}")
+    desc = f"{strategy.name} {evaluator.dataset}"
+    bar = phase(desc, budget, enabled=progress, initial=len(history), unit="cell")
+    with bar, reporting(progress):
         _loop(strategy, evaluate, history, budget, batch_size, on_trial, bar, stop_value)
     return history
 
@@ -284,7 +291,7 @@ def _loop(
     budget: int,
     batch_size: int,
     on_trial: Callable[[Trial], None] | None,
-    bar: tqdm,
+    bar: Any,
     stop_value: float | None,
 ) -> None:
     def reached() -> bool:
@@ -310,7 +317,19 @@ def _loop(
                 bar.update(1)
                 if history.best is not None:
                     bar.set_postfix(best=f"{history.best.value:.3f}")
+                log_line(bar, _cell_line(history, trial, budget))
         pending = []
+
+
+def _cell_line(history: History, trial: Trial, budget: int) -> str:
+    value = "failed" if trial.failed else f"{trial.value:.2f}"
+    best = history.best
+    best_text = "-" if best is None else f"{best.value:.2f}"
+    cell = history.space.to_string(trial.arch)
+    return (
+        f"cell {len(history)}/{budget}: {value} (best {best_text}, "
+        f"{trial.eval_seconds:.1f} s) {cell}"
+    )
 
 
 def _rest_of_batch(

@@ -82,6 +82,10 @@ class TransferRun:
     """The result's ``transfer`` section: meta-predictor, what it was trained on, candidates."""
     placement: Placement | None
     """Where the chosen cell's test accuracy falls among the reference's random cells."""
+    value_name: str = "value"
+    """What the trials' ``value`` is (the target evaluator's ``value_name``)."""
+    placement_plot: Path | None = None
+    """The reference histogram with the chosen cell marked, where there is a reference."""
 
 
 def run_transfer(job: TransferJob) -> TransferRun:
@@ -100,7 +104,32 @@ def run_transfer(job: TransferJob) -> TransferRun:
 
     history = run_prepared(prepared, report=reference_section)
     transfer = prepared.strategy.result_sections().get("transfer", {})
-    return TransferRun(history, transfer, _place(history, reference))
+    value_name = prepared.target.evaluator.value_name
+    plot = plot_reference(history, reference, Path(job.search.out), {})
+    return TransferRun(history, transfer, _place(history, reference), value_name, plot)
+
+
+def plot_reference(
+    history: History, reference: Reference | None, out: Path, picks: Mapping[str, float]
+) -> Path | None:
+    """``<out stem>_reference.png``: the reference cells' test accuracies with the chosen
+    cell's marked, then each of ``picks`` (e.g. baselines' chosen cells by name); ``None`` and
+    no file without a reference or an evaluated cell."""
+    from diffusionnag.search.plots import plot_placement  # matplotlib: only when plotting
+
+    best = history.best
+    if reference is None or best is None:
+        return None
+    chosen = best.metrics.get("test_accuracy", best.value)
+    path = out.with_name(out.stem + "_reference.png")
+    plot_placement(
+        reference.test_accuracies,
+        {"chosen cell": chosen, **picks},
+        path,
+        title=f"chosen cell among {len(reference.cells)} random cells of {reference.task}",
+        reference_label="random cells trained the same way",
+    )
+    return path
 
 
 def _reference(given: Reference | None, target: Target, train: TrainConfig) -> Reference | None:
