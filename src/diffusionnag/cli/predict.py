@@ -110,7 +110,7 @@ def cmd_train_predictor(args: argparse.Namespace) -> int:
     target = args.cost or args.dataset or f"pairs:{args.pairs}"
     meta = {"target": target, "cost": args.cost, "train_cells": len(archs)}
     predictor = train_predictor(
-        space, _score_sde(args), archs, values, config, device=args.device, meta=meta
+        space, _score_sde(args), archs, values, config, device=args.device, meta=meta, progress=True
     )
     if test_archs:
         meta["held_out"] = rank_correlations(predictor.predict(test_archs), test_values)
