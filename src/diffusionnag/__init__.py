@@ -25,6 +25,8 @@ and the command line stay fast):
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 __version__ = "0.1.0"
@@ -33,7 +35,6 @@ _EXPORTS = {
     "default_score_model": "diffusionnag.pretrained",
     "load_score_model": "diffusionnag.diffusion.model",
     "ScoreModel": "diffusionnag.diffusion.model",
-    "generate": "diffusionnag.generate",
     "SamplerConfig": "diffusionnag.generate",
     "guided": "diffusionnag.guidance",
     "Objective": "diffusionnag.guidance",
@@ -61,7 +62,25 @@ _EXPORTS = {
     "build_nb201_network": "diffusionnag.nn.nb201",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["__version__", "generate", *_EXPORTS]
+
+
+class _Package(types.ModuleType):
+    """``diffusionnag.generate`` is both a submodule and the function users call; importing the
+    submodule would rebind the package's attribute to the module, so the function is a
+    property and that rebinding is ignored (``from diffusionnag.generate import ...`` reads
+    ``sys.modules`` and still finds the module)."""
+
+    @property
+    def generate(self) -> Any:
+        return importlib.import_module("diffusionnag.generate").generate
+
+    @generate.setter
+    def generate(self, module: Any) -> None:
+        """The import system binds the submodule here; the public name stays the function."""
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:
