@@ -169,8 +169,8 @@ def generate_ranked(
             for arch in feasible:
                 found.setdefault(model.space.canonical_key(arch), arch)
             rounds.append(_round_record(k, batch, result.valid, feasible, found, before, result))
-            log_line(bar, f"generation round {round_index + 1}: {len(found)} of {num_unique} "
-                          f"cells found ({result.seconds:.1f} s)")  # fmt: skip
+            log_line(bar, f"generation round {round_index + 1}: {len(found)} distinct cells "
+                          f"found, {num_unique} needed ({result.seconds:.1f} s)")  # fmt: skip
             if len(found) >= num_unique:
                 break
     return _ranked(list(found.values()), terms, ranker, num_unique, rounds)

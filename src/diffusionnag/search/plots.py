@@ -72,10 +72,11 @@ def plot_best_so_far(
 
 
 def _draw_runs(axes, name: str, runs: np.ndarray) -> np.ndarray:
-    """One strategy's steps (median and percentile band over several runs); its drawn values."""
+    """One strategy's steps (median and percentile band over several runs); the values the
+    y-axis must hold."""
     steps = np.arange(1, runs.shape[1] + 1)
     if runs.shape[0] == 1:
-        axes.step(steps, runs[0], where="post", label=name, linewidth=1.6)
+        axes.step(steps, runs[0], where="post", label=f"{name}: best so far", linewidth=1.6)
         return runs[0]
     low, mid, high = np.nanpercentile(runs, [25, 50, 75], axis=0)
     (line,) = axes.step(steps, mid, where="post", linewidth=1.6, label=f"{name} (median)")
@@ -83,7 +84,7 @@ def _draw_runs(axes, name: str, runs: np.ndarray) -> np.ndarray:
     axes.fill_between(
         steps, low, high, step="post", color=line.get_color(), alpha=0.2, linewidth=0, label=band
     )
-    return np.concatenate([low, high])
+    return runs.ravel()  # the axes hold every run, not only the band
 
 
 def _limits(shown: list[np.ndarray]) -> tuple[float, float]:
