@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from diffusionnag.pretrained import portable
 from diffusionnag.search.history import Trial
 from diffusionnag.spaces.base import SearchSpace
 
@@ -174,13 +175,23 @@ def _trials(path: Path, records: list[dict[str, Any]], space: SearchSpace) -> li
     return trials
 
 
+def _extends(name: str, found: Mapping[str, Any], expected: Mapping[str, Any]) -> bool:
+    """Whether ``name`` differs only as a budget raised on resume: the budget is counted by
+    the loop and no strategy's proposals depend on it."""
+    old, new = found.get(name), expected.get(name)
+    return name == "budget" and isinstance(old, int) and isinstance(new, int) and new >= old
+
+
 def _check_header(path: Path, found: Mapping[str, Any], expected: Mapping[str, Any]) -> None:
+    """Equal settings, but for a larger budget (it extends the run) and for where the package
+    is installed (journals written before named shipped files by absolute path)."""
     expected = json.loads(json.dumps({"type": "header", **expected}))
+    found = portable(dict(found))
     names = sorted(set(found) | set(expected))
     diffs = [
         f"{name}: journal {found.get(name)!r}, now {expected.get(name)!r}"
         for name in names
-        if found.get(name) != expected.get(name)
+        if found.get(name) != expected.get(name) and not _extends(name, found, expected)
     ]
     if diffs:
         raise ValueError(

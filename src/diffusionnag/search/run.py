@@ -27,6 +27,7 @@ from diffusionnag.evaluators.base import EvalResult, Evaluator
 from diffusionnag.execution import Executor, WorkerLost, in_order, make_executor
 from diffusionnag.io import atomic_write_json
 from diffusionnag.nn.space_costs import arch_costs
+from diffusionnag.pretrained import portable
 from diffusionnag.progress import log_line, phase, reporting
 from diffusionnag.search.base import SearchStrategy
 from diffusionnag.search.history import History, Trial
@@ -94,7 +95,8 @@ def run_search(
             "value_name": getattr(evaluator, "value_name", "value"),
             "elapsed_seconds": round(time.perf_counter() - started, 2),
         }
-        atomic_write_json(result_path, {**run_result(history, header), **described, **sections})
+        result = {**run_result(history, header), **described, **portable(sections)}
+        atomic_write_json(result_path, result)
     return history
 
 
@@ -228,7 +230,7 @@ def run_header(
     return {
         "format": JOURNAL_FORMAT,
         "strategy": strategy.name,
-        "options": strategy.options(),
+        "options": portable(strategy.options()),
         "seed": strategy.seed,
         "space": space.name,
         "dataset": evaluator.dataset,
