@@ -328,10 +328,8 @@ def _cell_line(history: History, trial: Trial, budget: int) -> str:
     best = history.best
     best_text = "-" if best is None else f"{best.value:.2f}"
     cell = history.space.to_string(trial.arch)
-    return (
-        f"cell {len(history)}/{budget}: {value} (best {best_text}, "
-        f"{trial.eval_seconds:.1f} s) {cell}"
-    )
+    seconds = f"ask {trial.strategy_seconds:.1f} s, evaluation {trial.eval_seconds:.1f} s"
+    return f"cell {len(history)}/{budget}: {value} (best {best_text}; {seconds}) {cell}"
 
 
 def _rest_of_batch(
