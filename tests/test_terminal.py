@@ -78,3 +78,17 @@ def test_a_batch_below_the_workers_is_said(capsys: pytest.CaptureFixture[str]) -
 
     assert batch_size_for(1, 2) == 1
     assert "only 1 of the workers" in capsys.readouterr().out
+
+
+def test_off_a_terminal_a_long_phase_prints_a_line_per_tenth(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from diffusionnag.progress import iterate
+
+    assert list(iterate(range(20), "train-score", enabled=True)) == list(range(20))
+    lines = capsys.readouterr().out.splitlines()
+    assert (
+        lines[0] == "train-score: 2/20" and lines[-1] == "train-score: 20/20" and len(lines) == 10
+    )
+    assert list(iterate(range(3), "quiet", enabled=False)) == [0, 1, 2]
+    assert capsys.readouterr().out == ""

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
 
+T = TypeVar("T")
 _REPORTING: ContextVar[bool] = ContextVar("diffusionnag_progress", default=False)
 
 
@@ -43,15 +44,24 @@ def reporting_enabled() -> bool:
 
 
 class LinePhase:
-    """A phase's progress as plain lines: ``describe`` and ``line`` print; the rest of tqdm's
-    interface (``update``, ``set_postfix``, ``reset``) is accepted and kept silent, so callers
-    treat both kinds alike."""
+    """A phase's progress as plain lines, with tqdm's interface so that callers treat both
+    kinds alike: with ``milestones`` a line each time another tenth of ``total`` is done,
+    else silent (the caller prints its own lines with :func:`log_line`)."""
 
-    def __init__(self, desc: str = "", total: int | None = None, initial: int = 0) -> None:
+    def __init__(
+        self, desc: str = "", total: int | None = None, initial: int = 0, milestones: bool = False
+    ) -> None:
         self.desc, self.total, self.n = desc, total, initial
+        self._milestones = milestones and bool(total)
 
     def update(self, n: int = 1) -> None:
-        self.n += n
+        before, self.n = self.n, self.n + n
+        total = self.total or 1
+        if self._milestones and (10 * before) // total != (10 * self.n) // total:
+            print(f"{self.desc}: {self.n}/{self.total}", flush=True)
+
+    def set_postfix_str(self, text: str) -> None:
+        """Bar decoration, as :meth:`set_postfix`."""
 
     def set_description(self, desc: str) -> None:
         self.desc = desc
@@ -80,13 +90,15 @@ def phase(
     initial: int = 0,
     unit: str = "it",
     nested: bool = False,
+    milestones: bool = False,
 ) -> Any:
-    """A tqdm bar on a terminal (``nested``: cleared when closed), else a :class:`LinePhase`;
-    with ``enabled=False`` a disabled bar that prints nothing."""
+    """A tqdm bar on a terminal (``nested``: cleared when closed), else a :class:`LinePhase`
+    (``milestones``: a line per tenth done); with ``enabled=False`` a disabled bar that prints
+    nothing."""
     if not enabled:
         return tqdm(total=total, disable=True)
     if not interactive():
-        return LinePhase(desc, total, initial)
+        return LinePhase(desc, total, initial, milestones)
     position = 1 if nested else None
     return tqdm(
         total=total, initial=initial, desc=desc, unit=unit, leave=not nested, position=position
@@ -98,3 +110,11 @@ def log_line(bar: Any, text: str) -> None:
     itself says it)."""
     if isinstance(bar, LinePhase):
         print(text, flush=True)
+
+
+def iterate(items: Sequence[T], desc: str, *, enabled: bool, unit: str = "it") -> Iterator[T]:
+    """``items`` with a phase over them (a line per tenth done off a terminal)."""
+    with phase(desc, len(items), enabled=enabled, unit=unit, milestones=True) as bar:
+        for item in items:
+            yield item
+            bar.update(1)
