@@ -23,7 +23,13 @@ from diffusionnag.evaluators.nb201_table import (
     KEY_COLUMN,
     NB201Table,
 )
-from diffusionnag.evaluators.shared_data import TABLE_ENV_VAR, default_table_path
+from diffusionnag.evaluators.shared_data import (
+    OFA_ENV_VAR,
+    OFA_MARKER,
+    TABLE_ENV_VAR,
+    default_ofa_dir,
+    default_table_path,
+)
 from diffusionnag.spaces.nb201 import NB201Space
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -34,11 +40,27 @@ def shared_table_path() -> Path:
     """The shared NB201 CSV; skips the calling test when it is absent, fails instead on CI."""
     path = default_table_path(REPO_ROOT)
     if not path.is_file():
-        message = f"shared NB201 table not found at {path} (set {TABLE_ENV_VAR} to its path)"
-        if os.environ.get("CI", "").strip().lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_shared_data(
+            f"shared NB201 table not found at {path} (set {TABLE_ENV_VAR} to its path)"
+        )
     return path
+
+
+def shared_ofa_dir() -> Path:
+    """The shared once-for-all folder; skips the calling test when absent, fails on CI."""
+    folder = default_ofa_dir(REPO_ROOT)
+    if not (folder / OFA_MARKER).is_file():
+        missing_shared_data(
+            f"once-for-all data not found in {folder} (set {OFA_ENV_VAR} to the folder)"
+        )
+    return folder
+
+
+def missing_shared_data(message: str) -> None:
+    """Skip locally, but fail under ``CI=true``, where a skipped data test would pass unseen."""
+    if os.environ.get("CI", "").strip().lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 @pytest.fixture

@@ -166,12 +166,12 @@ def test_the_random_extractor_is_the_seeded_one() -> None:
     [
         (
             {"encoder": "images", "extractor": "imagenet"},
-            "config extractor must be one of fmnist, random, got 'imagenet'",
+            "field 'config.extractor': unknown extractor 'imagenet'; known: fmnist, random",
         ),
-        ({"encoder": "images", "extractor": 3}, "config extractor must be one of .* got 3"),
+        ({"encoder": "images", "extractor": 3}, "field 'config.extractor' must be a string, got 3"),
         (
             {"encoder": "evaluations", "extractor": "fmnist"},
-            "config extractor 'fmnist' is for the images encoder, not 'evaluations'",
+            r"field 'config.extractor' \('fmnist'\) is for the images encoder, not 'evaluations'",
         ),
     ],
 )
@@ -188,7 +188,7 @@ def test_bad_extractor_in_a_saved_config_is_one_line_naming_file_and_field(
         load_meta_predictor(folder, "cpu")
     text = str(error.value)
     assert "\n" not in text
-    assert text.startswith(f"{folder / CONFIG_FILE}: meta-predictor config extractor")
+    assert text.startswith(f"{folder / CONFIG_FILE}: field 'config.extractor'")
     assert re.search(message, text)
 
 

@@ -278,3 +278,46 @@ def test_bad_sampler_options_are_errors_naming_them() -> None:
         DiffusionNAGSampler("nb201", batch_size=0)
     with pytest.raises(ValueError, match=r"epochz .*valid: num_init"):
         DiffusionNAGSampler("nb201", epochz=3)
+
+
+@pytest.mark.parametrize("space", [5, None, 3.0, ["nb201"]])
+def test_a_space_that_is_no_space_is_refused_naming_the_valid_ones(space: object) -> None:
+    with pytest.raises(ValueError, match=r"one of the names nb201, mbv3 .*got "):
+        DiffusionNAGSampler(space)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"one of the names nb201, mbv3"):
+        suggest_arch(optuna.trial.FixedTrial({}), space)  # type: ignore[arg-type]
+
+
+def _suggest_other_choices(trial: optuna.Trial) -> float:
+    return float(trial.suggest_categorical("edge_1_2", [16, 32]))
+
+
+@pytest.mark.parametrize("sampler", ["random", "diffusionnag"])
+def test_parameters_already_in_the_study_with_other_choices_are_named(sampler: str) -> None:
+    chosen = optuna.samplers.RandomSampler(seed=0)
+    if sampler == "diffusionnag":
+        chosen = DiffusionNAGSampler("nb201", seed=0, **OPTIONS)
+    study = optuna.create_study(direction="maximize", sampler=chosen)
+    study.optimize(_suggest_other_choices, n_trials=2)
+    with pytest.raises(ValueError) as error:
+        study.optimize(nb201_objective, n_trials=1)
+    message = str(error.value)
+    assert "parameter 'edge_1_2' is already in this study (trial 0)" in message
+    assert "give your own parameter another name, or start a new study" in message
+    assert [t.state for t in study.trials[2:]] == [optuna.trial.TrialState.FAIL]
+
+
+@pytest.mark.parametrize(
+    ("sampler_space", "objective_space"), [("nb201", "mbv3"), ("mbv3", "nb201")]
+)
+def test_a_sampler_and_an_objective_of_different_spaces_are_refused(
+    sampler_space: str, objective_space: str
+) -> None:
+    sampler = DiffusionNAGSampler(sampler_space, seed=0, num_init=3)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    with pytest.raises(ValueError) as error:
+        study.optimize(lambda t: float(sum(suggest_arch(t, objective_space).ops)), n_trials=1)
+    message = str(error.value)
+    assert f"DiffusionNAGSampler is for {sampler_space!r}" in message
+    assert f"DiffusionNAGSampler({objective_space!r})" in message
+    assert f"suggest_arch(trial, {sampler_space!r})" in message

@@ -207,7 +207,9 @@ def test_unknown_names_list_the_known_ones() -> None:
     with pytest.raises(ValueError, match=r"use nb201:<dataset>, nb201-valid:<dataset>, train:"):
         BenchmarkSpec.parse("nope:x")
     register_evaluator("ops", _op_count_target, "ops:<operation index>")
-    with pytest.raises(ValueError, match=r"train:<dataset>, task:<task name> or ops:<operation"):
+    with pytest.raises(
+        ValueError, match=r"task:<task name>, ofa:imagenet\[,max_flops=F,.*\] or ops:<operation"
+    ):
         BenchmarkSpec.parse("nb201")  # a kind needs its argument
     with pytest.raises(ValueError, match="unknown benchmark kind 'nope'; known: nb201, nb201-val"):
         build_target(BenchmarkSpec("nope", "x"), TargetSettings(), SPACE)

@@ -109,7 +109,7 @@ def test_resume_refuses_other_settings(nb201_table: NB201Table, tmp_path: Path) 
         search(nb201_table, "random", 5, seed=1, journal_path=journal, resume=True)
     with pytest.raises(ValueError, match="budget: journal 5, now 4"):
         search(nb201_table, "random", 4, journal_path=journal, resume=True)
-    with pytest.raises(ValueError, match="already exists; pass resume=True"):
+    with pytest.raises(ValueError, match="already exists: add --resume to continue"):
         search(nb201_table, "random", 5, journal_path=journal)
     with pytest.raises(ValueError, match="needs a journal_path"):
         search(nb201_table, "random", 5, resume=True)

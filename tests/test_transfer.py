@@ -196,17 +196,23 @@ def test_meta_predictor_round_trips_and_refuses_corrupt_folders(tmp_path: Path) 
     header = json.loads(config.read_text())
     header["config"]["hidden"] = -4
     config.write_text(json.dumps(header))
-    with pytest.raises(ValueError, match=r"meta_predictor.json.*hidden must be an int >= 1"):
+    with pytest.raises(
+        ValueError,
+        match=r"meta_predictor.json: field 'config.hidden' must be in \[1, 4096\], got -4",
+    ):
         load_meta_predictor(tmp_path / "meta")
 
 
 def test_meta_dataset_reader_names_file_and_line(tmp_path: Path) -> None:
     good = tmp_path / "rows.jsonl"
-    cell = SPACE.to_string(SPACE.sample(1, np.random.default_rng(0))[0])
+    cells = [SPACE.to_string(a) for a in SPACE.sample(2, np.random.default_rng(0))]
     good.write_text(
         json.dumps({"type": "header", "space": "nb201"})
         + "\n"
-        + "\n".join(json.dumps({"task": "a", "cell": cell, "accuracy": v}) for v in (1, 2))
+        + "\n".join(
+            json.dumps({"task": "a", "cell": c, "accuracy": v})
+            for c, v in zip(cells, (1, 2), strict=True)
+        )
         + "\n"
     )
     assert read_meta_dataset(good, SPACE).task_names == ["a"]

@@ -166,10 +166,11 @@ def test_task_sizes_let_the_images_encoder_see_what_pooling_cannot() -> None:
 
 
 def test_task_sizes_config_is_checked_and_old_configs_load_without_it() -> None:
-    with pytest.raises(ValueError, match="task_sizes is for the images encoder, not 'evaluations'"):
+    with pytest.raises(ValueError, match="field 'task_sizes' is for the images encoder"):
         MetaPredictorConfig(task_sizes=True)
-    with pytest.raises(ValueError, match="task_sizes must be true or false, got 1"):
-        MetaPredictorConfig(encoder="images", task_sizes=1)
+    images = dataclasses.asdict(MetaPredictorConfig(encoder="images"))
+    with pytest.raises(ValueError, match=r"field 'config\.task_sizes' must be true"):
+        MetaPredictorConfig.from_dict({**images, "task_sizes": 1}, "c.json")
     old = {k: v for k, v in dataclasses.asdict(MetaPredictorConfig()).items() if k != "task_sizes"}
     assert MetaPredictorConfig.from_dict(old, "old.json").task_sizes is False
 

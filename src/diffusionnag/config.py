@@ -41,6 +41,12 @@ class Bound:
 
 POSITIVE, NON_NEGATIVE = Bound(1), Bound(0)
 FRACTION = Bound(0, 1, high_open=True)
+WIDTH = Bound(1, 4096)
+"""Hidden sizes and embedding widths: ours are at most 256; the cap keeps a hand-edited config
+from asking for a network that cannot fit in memory."""
+LAYERS = Bound(1, 64)
+SEED = Bound(0, 2**63 - 1)
+"""What ``torch.manual_seed`` accepts."""
 
 
 def check_ranges(config: object, bounds: Mapping[str, Bound], prefix: str = "") -> None:
@@ -73,7 +79,7 @@ def config_from_dict(cls: type[Config], data: Any, where: str, prefix: str = "")
     values = {}
     for name in names:
         kind, value = hints[name], data[name]
-        if dataclasses.is_dataclass(kind):
+        if isinstance(kind, type) and dataclasses.is_dataclass(kind):
             value = config_from_dict(kind, value, where, f"{prefix}{name}.")
         else:
             check_type(f"{where}: field {prefix + name!r}", value, kind)

@@ -5,13 +5,20 @@ Ray's own retries off, so a worker killed mid-job surfaces as :class:`WorkerLost
 caller's bounded retry (:func:`~diffusionnag.execution.in_order`) counts attempts. Large
 read-only inputs (an evaluator, the NB201 table) are put into the object store once
 (``ray.put``); each worker process runs ``setup`` on them the first time it meets them. The
-driver's exit ends its tasks, so a dead parent leaves no job running.
+driver's exit ends its tasks, so a dead parent leaves no job running; a local Ray the executor
+starts itself is watched by :mod:`diffusionnag.ray_reaper`, so even a driver killed with
+``kill -9`` leaves no Ray agent behind (Ray's own agents would linger 30 to 60 s). Ray's
+start-up lines (a token-authentication notice, "Started a local Ray instance") are not shown:
+they tell a diffusionnag user nothing to act on.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
 from typing import Any
@@ -64,8 +71,16 @@ class RayExecutor:
         ray = _import_ray()
         self._ray = ray
         self._owns = not ray.is_initialized()
+        self._reaper: subprocess.Popen | None = None
         if self._owns:
-            _connect(ray, address or os.environ.get("RAY_ADDRESS") or None, workers)
+            address = address or os.environ.get("RAY_ADDRESS") or None
+            if address is None:
+                self._reaper = _start_reaper()
+            try:
+                _connect(ray, address, workers)
+            except BaseException:
+                self.shutdown()  # no reaper left waiting for a Ray that never started
+                raise
         self._task = ray.remote(_run_task).options(
             num_cpus=1, num_gpus=gpus_per_task, max_retries=0
         )
@@ -103,6 +118,22 @@ class RayExecutor:
     def shutdown(self, wait: bool = True) -> None:
         if self._owns and self._ray.is_initialized():
             self._ray.shutdown()
+        if self._reaper is not None and self._reaper.stdin is not None:
+            self._reaper.stdin.close()  # the reaper ends whatever ray.shutdown left behind
+            self._reaper.wait()
+            self._reaper = None
+
+
+def _start_reaper() -> subprocess.Popen | None:
+    """The watcher that kills this process's local Ray once this process is gone (Linux)."""
+    if not os.path.exists(f"/proc/{os.getpid()}/stat"):
+        return None
+    script = os.path.join(os.path.dirname(__file__), "ray_reaper.py")  # runs without imports
+    return subprocess.Popen(
+        [sys.executable, script, str(os.getpid())],
+        stdin=subprocess.PIPE,
+        start_new_session=True,  # a Ctrl-C meant for the driver must not end the reaper first
+    )
 
 
 def _connect(ray: Any, address: str | None, workers: int) -> None:
@@ -110,9 +141,14 @@ def _connect(ray: Any, address: str | None, workers: int) -> None:
         check_address(address)
     try:
         if address is None:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+            ray.init(
+                num_cpus=workers,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.ERROR,
+            )
         else:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
     except ConnectionError as error:
         raise ValueError(f"cannot reach the Ray cluster at {address}: {error}") from None
 

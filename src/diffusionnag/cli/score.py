@@ -7,6 +7,7 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from diffusionnag.cli.common import (
     PROG,
@@ -19,6 +20,7 @@ from diffusionnag.cli.common import (
 from diffusionnag.device import resolve_device
 from diffusionnag.diffusion.model import (
     STATE_FILE,
+    ScoreModel,
     ScoreTrainConfig,
     default_train_config,
     load_score_model,
@@ -133,7 +135,8 @@ def _train_config(args: argparse.Namespace) -> ScoreTrainConfig:
 
 def _sde_defaults(name: str) -> dict[str, float]:
     """Every parameter of SDE ``name`` with its default, saved explicitly with the checkpoint."""
-    return {field.name: field.default for field in dataclasses.fields(SDES[name])}
+    sde_fields = dataclasses.fields(SDES[name])  # type: ignore[arg-type]  # SDEs are dataclasses
+    return {f.name: float(f.default) for f in sde_fields if isinstance(f.default, int | float)}
 
 
 def cmd_train_score(args: argparse.Namespace) -> int:
@@ -268,29 +271,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     terms = guidance_terms(args, args.device, model.space)
     if args.unique and not terms:
         raise ValueError("--unique ranks guided cells: give at least one --guide or --budget")
-    if args.unique:
-        ranked = generate_ranked(
-            model,
-            terms,
-            args.unique,
-            scale=args.scale,
-            sampler=sampler,
-            batch=args.num,
-            seed=args.seed,
-        )
-        result = Generation(
-            list(ranked.archs),
-            sum(r["seconds"] for r in ranked.rounds),
-            {"rounds": ranked.rounds, "predicted": ranked.predicted.tolist()},
-        )
-    else:
-        score = None
-        if terms:
-            log_p = combined_log_prob(terms)
-            score = guided(model.score_fn(), log_p, sigma_scaled(args.scale, model.sde.std))
-        result = generate(
-            model, args.num, sampler, seed=args.seed, score=score, progress=not args.quiet
-        )
+    result = _generation(args, model, terms, sampler)
     train = set(training_architectures(model.space, model.config))
     metrics = generation_metrics(model.space, result.archs, train)
     notes = _novelty_notes(model.space, model.config)
@@ -298,20 +279,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         "cells": [None if a is None else model.space.to_string(a) for a in result.archs],
         "metrics": metrics,
         "notes": notes,
-        "settings": {
-            "space": model.space.name,
-            "num": args.num,
-            "sampler": dataclasses.asdict(sampler),
-            "seed": args.seed,
-            "device": str(resolve_device(args.device)),
-            "checkpoint": str(checkpoint.resolve()),
-            "checkpoint_config": dataclasses.asdict(model.config),
-            "guide": args.guide,
-            "budget": args.budget,
-            "scale": args.scale if terms else 0.0,
-            "unique": args.unique,
-            **result.settings,
-        },
+        "settings": _generation_settings(args, model, checkpoint, sampler, bool(terms), result),
         "timing": {
             "generate_seconds": result.seconds,
             "total_seconds": time.perf_counter() - started,
@@ -326,6 +294,52 @@ def cmd_generate(args: argparse.Namespace) -> int:
         _print_budgets(terms, result.valid)
     print(f"wrote {len(result.archs)} cells ({result.seconds:.1f} s of sampling) -> {args.out}")
     return 0
+
+
+def _generation(
+    args: argparse.Namespace, model: ScoreModel, terms: list, sampler: SamplerConfig
+) -> Generation:
+    """``--unique`` guided cells ranked by the guidance terms, else ``--num`` samples (guided
+    where terms are given)."""
+    if args.unique:
+        ranked = generate_ranked(
+            model, terms, args.unique, scale=args.scale, sampler=sampler, batch=args.num,
+            seed=args.seed,
+        )  # fmt: skip
+        return Generation(
+            list(ranked.archs),
+            sum(r["seconds"] for r in ranked.rounds),
+            {"rounds": ranked.rounds, "predicted": ranked.predicted.tolist()},
+        )
+    score = None
+    if terms:
+        log_p = combined_log_prob(terms)
+        score = guided(model.score_fn(), log_p, sigma_scaled(args.scale, model.sde.std))
+    return generate(model, args.num, sampler, seed=args.seed, score=score, progress=not args.quiet)
+
+
+def _generation_settings(
+    args: argparse.Namespace,
+    model: ScoreModel,
+    checkpoint: Path,
+    sampler: SamplerConfig,
+    guided_run: bool,
+    result: Generation,
+) -> dict[str, Any]:
+    return {
+        "space": model.space.name,
+        "num": args.num,
+        "sampler": dataclasses.asdict(sampler),
+        "seed": args.seed,
+        "device": str(resolve_device(args.device)),
+        "checkpoint": str(checkpoint.resolve()),
+        "checkpoint_config": dataclasses.asdict(model.config),
+        "guide": args.guide,
+        "budget": args.budget,
+        "scale": args.scale if guided_run else 0.0,
+        "unique": args.unique,
+        **result.settings,
+    }
 
 
 def _novelty_notes(space: SearchSpace, config: ScoreTrainConfig) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from diffusionnag.evaluators.registry import BenchmarkSpec
 from diffusionnag.evaluators.training import TrainConfig
 from diffusionnag.execution import EXECUTORS
 from diffusionnag.harness.protocols import PROTOCOLS
+from diffusionnag.io import parse_json
 from diffusionnag.search.job import SearchJob, best_table, chosen_line, prepare_job, run_prepared
 from diffusionnag.search.strategies import STRATEGIES, standalone_strategies
 from diffusionnag.spaces import SPACES
@@ -40,10 +40,17 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
         help="nb201:<cifar10|cifar100|ImageNet16-120> (table), nb201-valid:<cifar10-valid|cifar100|"
         "ImageNet16-120> (one seed's validation accuracy) or train:<digits|folder:PATH|"
         "cifar10|cifar100> (real training) or task:<task name> (training on a task cut from a "
-        "dataset, e.g. task:digits/c0-1-2/n50/r8/s0); default %(default)s",
+        "dataset, e.g. task:digits/c0-1-2/n50/r8/s0) or ofa:imagenet[,max_flops=F,...] "
+        "(predicted ImageNet top-1 of MobileNetV3 subnets; --space mbv3); default %(default)s",
     )
     parser.add_argument("--table", type=Path, help="NATS-Bench topology CSV for nb201:*")
     parser.add_argument("--data-root", type=Path, help="folder holding local CIFAR files")
+    parser.add_argument(
+        "--ofa-dir",
+        type=Path,
+        help="once-for-all accuracy predictor and Note10 latency tables for ofa:* "
+        "(default: $DIFFUSIONNAG_OFA_DIR, else the nearest shared/data/ofa)",
+    )
     parser.add_argument("--budget", type=positive_int, default=DEFAULT_JOB.budget)
     parser.add_argument("--seed", type=int, default=DEFAULT_JOB.seed)
     parser.add_argument("--out", type=Path, default=DEFAULT_JOB.out, help="result JSON")
@@ -124,8 +131,8 @@ def parse_options(pairs: list[str]) -> dict:
         if not sep or not name:
             raise ValueError(f"strategy option {pair!r} is not of the form NAME=VALUE")
         try:
-            options[name] = json.loads(value)
-        except json.JSONDecodeError:
+            options[name] = parse_json(value)
+        except ValueError:  # not JSON, or hostile JSON: the strategy refuses the text
             options[name] = value
     return options
 
@@ -163,6 +170,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         resume=args.resume,
         table=args.table,
         data_root=args.data_root,
+        ofa_dir=args.ofa_dir,
         train=TrainConfig(
             epochs=args.epochs, width_mult=args.width_mult, seed=args.seed, device=args.device
         ),

@@ -20,8 +20,10 @@ from torch import Tensor, nn
 
 from diffusionnag.config import (
     FRACTION,
+    LAYERS,
     NON_NEGATIVE,
     POSITIVE,
+    WIDTH,
     Bound,
     check_ranges,
     config_from_dict,
@@ -31,7 +33,14 @@ from diffusionnag.diffusion.losses import dsm_loss
 from diffusionnag.diffusion.sampling import ScoreFn
 from diffusionnag.diffusion.score_net import ScoreNetConfig, ScoreNetwork
 from diffusionnag.diffusion.sde import SDE, SDES, build_sde
-from diffusionnag.io import atomic_write, describe_kind, load_tensors, load_weights, read_json
+from diffusionnag.io import (
+    atomic_write,
+    check_weights_fit,
+    describe_kind,
+    load_tensors,
+    load_weights,
+    read_json,
+)
 from diffusionnag.progress import phase
 from diffusionnag.spaces import SPACES, Arch, SearchSpace, get_space
 
@@ -86,9 +95,13 @@ TRAIN_BOUNDS = {
     "train_size": POSITIVE,
     "checkpoint_every": POSITIVE,
 }
-NETWORK_BOUNDS = dict.fromkeys(
-    ("hidden", "layers", "heads", "mlp_ratio", "fourier_features"), POSITIVE
-)
+NETWORK_BOUNDS = {
+    "hidden": WIDTH,
+    "layers": LAYERS,
+    "heads": Bound(1, 64),
+    "mlp_ratio": Bound(1, 16),
+    "fourier_features": WIDTH,
+}
 
 
 SPACE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -168,14 +181,19 @@ def read_config(folder: Path) -> ScoreTrainConfig:
         raise ValueError(
             f"{folder} is not a score-model checkpoint folder: {CONFIG_FILE} is missing"
         )
-    return ScoreTrainConfig.from_dict(read_json(path), str(path))
+    return ScoreTrainConfig.from_dict(read_json(path, "score-model config"), str(path))
 
 
 def load_score_model(folder: Path | str, device: str = "auto") -> ScoreModel:
     """Rebuild a score model from its checkpoint folder (EMA weights)."""
     folder = Path(folder)
     dev = resolve_device(device)
-    model = build_score_model(read_config(folder))
+    config = read_config(folder)
+    sizes = f"network.hidden={config.network.hidden}, layers={config.network.layers}"
+    check_weights_fit(
+        lambda: ScoreNetwork(get_space(config.space), config.network), folder / MODEL_FILE, sizes
+    )
+    model = build_score_model(config)
     try:
         model.network.load_state_dict(load_weights(folder / MODEL_FILE))
     except RuntimeError as error:

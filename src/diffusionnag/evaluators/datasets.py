@@ -207,7 +207,10 @@ def load_image_folder(root: Path | str, *, resolution: int = 32, seed: int = 0) 
     if resolution < 4:
         raise ValueError(f"resolution must be at least 4, got {resolution}")
     root = Path(root).expanduser()
-    pixels, labels, classes, skipped = [], [], [], 0
+    pixels: list[np.ndarray] = []
+    labels: list[int] = []
+    classes: list[str] = []
+    skipped = 0
     for name, files in _class_files(root).items():
         decoded = [_decode(path, resolution) for path in files]
         kept = [d for d in decoded if d is not None]

@@ -26,6 +26,7 @@ from diffusionnag.evaluators.base import Evaluator
 from diffusionnag.evaluators.datasets import ImageDataset, load_dataset
 from diffusionnag.evaluators.nb201_table import NB201Table, TableEvaluator
 from diffusionnag.evaluators.nb201_valid import ValidationEvaluator
+from diffusionnag.evaluators.ofa import ofa_evaluator
 from diffusionnag.evaluators.shared_data import default_table_path
 from diffusionnag.evaluators.tasks import TaskSpec, load_task
 from diffusionnag.evaluators.training import ProgressFn, TrainConfig, TrainingEvaluator
@@ -62,6 +63,7 @@ class TargetSettings:
     seed: int = 0
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=4))
     progress: ProgressFn | None = None
+    ofa_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,8 @@ class Target:
     ``name``: what meta-datasets and references call the task (a ``task:`` target's task name,
     else the spec). ``train_data``: the images a training target trains on (``None`` for a
     table). ``table_dataset``: the NATS-Bench table dataset whose test accuracies the evaluator
-    returns (``nb201`` kind only).
+    returns (``nb201`` kind only). ``space``: the space strategies must search when the target
+    restricts the job's (cost budgets), else ``None``.
     """
 
     spec: BenchmarkSpec
@@ -79,6 +82,7 @@ class Target:
     name: str
     train_data: ImageDataset | None = None
     table_dataset: str | None = None
+    space: SearchSpace | None = None
 
     @cached_property
     def class_images(self) -> list[Tensor] | None:
@@ -166,8 +170,18 @@ def _task_target(spec: BenchmarkSpec, settings: TargetSettings, space: SearchSpa
     return _training_target(spec, settings, space, data, spec.argument)
 
 
+def _ofa_target(spec: BenchmarkSpec, settings: TargetSettings, space: SearchSpace) -> Target:
+    if space.name != "mbv3":
+        raise ValueError(
+            f"benchmark {str(spec)!r} scores once-for-all MobileNetV3 subnets; pass --space mbv3"
+        )
+    evaluator = ofa_evaluator(spec.argument, settings.ofa_dir)
+    return Target(spec, evaluator, str(spec), space=evaluator.search_space())
+
+
 register_evaluator("nb201", _table_target, "nb201:<dataset>")
 register_evaluator("nb201-valid", _validation_target, "nb201-valid:<dataset>")
 register_evaluator("train", _dataset_target, "train:<dataset>")
 # Two epochs: the protocol meta-datasets and shipped references are built under.
 register_evaluator("task", _task_target, "task:<task name>", default_epochs=2)
+register_evaluator("ofa", _ofa_target, "ofa:imagenet[,max_flops=F,max_latency_ms=L,...]")

@@ -144,7 +144,8 @@ def _run_specs(settings: Mapping[str, Any], out: Path, resume: bool) -> list[Run
     if existing and not resume:
         raise ValueError(
             f"{len(existing)} run journal(s) already exist under {out} (e.g. {existing[0]}); "
-            "pass resume=True to continue them, or choose another out_dir"
+            "add --resume to continue them (resume=True from Python), or choose another"
+            " output folder"
         )
     return specs
 

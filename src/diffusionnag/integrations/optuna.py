@@ -79,6 +79,11 @@ class DiffusionNAGSampler(BaseSampler):
         self._queue_basis = -1
         self._cells: dict[int, Arch] = {}
 
+    @property
+    def arch_params(self) -> ArchParams:
+        """The architecture parameters this sampler proposes (``suggest_arch`` checks them)."""
+        return self._params
+
     def reseed_rng(self) -> None:
         """Reseed the independent sampler; the strategy's asks stay a function of the history."""
         self._random.reseed_rng()
@@ -217,8 +222,9 @@ class DiffusionNAGSampler(BaseSampler):
 
 def _history_trial(index: int, cell: Arch, trial: FrozenTrial, sign: float) -> Trial:
     value = trial.value if trial.state == TrialState.COMPLETE else None
-    ok = value is not None and math.isfinite(value)
-    return Trial(index, cell, sign * value if ok else math.nan, failed=not ok)
+    if value is None or not math.isfinite(value):
+        return Trial(index, cell, math.nan, failed=True)
+    return Trial(index, cell, sign * value, failed=False)
 
 
 def _check_single_objective(study: Study) -> None:

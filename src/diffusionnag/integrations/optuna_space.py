@@ -66,7 +66,13 @@ class ArchParams:
 
 def arch_params(space: SearchSpace | str) -> ArchParams:
     """The parameters of ``space`` (an object or a registered name: nb201, mbv3)."""
-    space = get_space(space) if isinstance(space, str) else space
+    if isinstance(space, str):
+        space = get_space(space)
+    elif not isinstance(space, SearchSpace):
+        raise ValueError(
+            f"the search space must be a SearchSpace or one of the names nb201, mbv3 "
+            f"(e.g. DiffusionNAGSampler('nb201')), got {space!r}"
+        )
     if space.name == nb201_space.NB201Space.name:
         ops = nb201_space.OPERATIONS
         return ArchParams(
@@ -100,11 +106,44 @@ def suggest_arch(trial: Any, space: SearchSpace | str | ArchParams) -> Arch:
     ``ValueError`` when the suggested values are no architecture (a MobileNetV3 stage with an
     absent third layer but a present fourth, which only a sampler other than
     :class:`~diffusionnag.integrations.optuna.DiffusionNAGSampler` proposes); Optuna records
-    the trial as failed.
+    the trial as failed. Before suggesting anything, ``ValueError`` naming the parameter and
+    the fix when the study's ``DiffusionNAGSampler`` is for another space, or when the study
+    already has one of the parameters with other choices (Optuna would fail deep inside).
     """
     params = space if isinstance(space, ArchParams) else arch_params(space)
+    study = getattr(trial, "study", None)  # a FixedTrial has none
+    if study is not None:
+        _check_sampler_space(study, params)
+        _check_study_distributions(study, params)
     values = {
         name: trial.suggest_categorical(name, labels)
         for name, labels in zip(params.names, params.labels, strict=True)
     }
     return params.from_params(values)
+
+
+def _check_sampler_space(study: Any, params: ArchParams) -> None:
+    """A DiffusionNAGSampler (it has ``arch_params``) proposes cells of its own space only."""
+    sampler_params = getattr(study.sampler, "arch_params", None)
+    if isinstance(sampler_params, ArchParams) and sampler_params.space.name != params.space.name:
+        ours, theirs = params.space.name, sampler_params.space.name
+        raise ValueError(
+            f"suggest_arch(trial, {ours!r}) in a study whose DiffusionNAGSampler is for "
+            f"{theirs!r}: parameter {params.names[0]!r} is not the sampler's, so every cell "
+            f"would be random; create the sampler as DiffusionNAGSampler({ours!r}) or call "
+            f"suggest_arch(trial, {theirs!r})"
+        )
+
+
+def _check_study_distributions(study: Any, params: ArchParams) -> None:
+    """Optuna fixes a parameter's choices at its first suggestion, for the whole study."""
+    ours = params.distributions
+    for past in study.get_trials(deepcopy=False):
+        for name, distribution in past.distributions.items():
+            if name in ours and distribution != ours[name]:
+                raise ValueError(
+                    f"parameter {name!r} is already in this study (trial {past.number}) as "
+                    f"{distribution}, but suggest_arch(trial, {params.space.name!r}) suggests it "
+                    f"over {list(ours[name].choices)}; Optuna keeps a parameter's choices for the "
+                    "whole study: give your own parameter another name, or start a new study"
+                )

@@ -188,7 +188,7 @@ def _check_sizes(num_classes: int, in_channels: int) -> None:
             raise ValueError(f"{label} must be at least 1, got {value}")
 
 
-def _out_size(size: int, stride: int) -> int:
+def conv_out_size(size: int, stride: int) -> int:
     """Spatial size after an odd-kernel conv with padding ``kernel // 2``."""
     return (size - 1) // stride + 1
 
@@ -201,7 +201,7 @@ def _bn_conv_cost(cin: int, cout: int, kernel: int, groups: int, out: int) -> tu
 
 def _block_cost(spec: BlockSpec, size: int) -> tuple[int, int, int]:
     """Params, MACs and output size of one block whose input is ``size`` x ``size``."""
-    out = _out_size(size, spec.stride)
+    out = conv_out_size(size, spec.stride)
     mid = spec.mid_channels
     parts = [_bn_conv_cost(mid, mid, spec.kernel, mid, out)]
     if spec.expand:
@@ -244,7 +244,7 @@ def mbv3_flops(
         raise ValueError(f"resolution must be a positive number of pixels, got {resolution}")
     _check_sizes(num_classes, in_channels)
     specs = block_specs(arch, width_mult)
-    size = _out_size(resolution, 2)
+    size = conv_out_size(resolution, 2)
     flops = _bn_conv_cost(in_channels, specs[0].in_channels, 3, 1, size)[1]
     for spec in specs:
         _, block_flops, size = _block_cost(spec, size)

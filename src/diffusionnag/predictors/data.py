@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
+from diffusionnag.io import parse_json, parse_jsonl, read_text
 from diffusionnag.nn.space_costs import arch_costs
 from diffusionnag.spaces import Arch, SearchSpace
 
@@ -25,12 +25,7 @@ def load_pairs(path: Path | str, space: SearchSpace) -> tuple[list[Arch], np.nda
     CSV: a header row naming ``cell`` and ``value`` columns.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"training data file {path} does not exist")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path} is not UTF-8 text: {error}") from None
+    text = read_text(path, "training data")
     suffix = path.suffix.lower()
     if suffix == ".json":
         rows = _json_rows(text, path, space)
@@ -52,8 +47,8 @@ def load_pairs(path: Path | str, space: SearchSpace) -> tuple[list[Arch], np.nda
 
 def _json_rows(text: str, path: Path, space: SearchSpace) -> list[tuple[str, object, object]]:
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
+        data = parse_json(text)
+    except ValueError as error:  # JSONDecodeError included
         raise ValueError(f"{path} is not valid JSON: {error}") from None
     if isinstance(data, dict) and "trajectory" in data:
         return _run_rows(data, path, space)
@@ -80,15 +75,8 @@ def _json_rows(text: str, path: Path, space: SearchSpace) -> list[tuple[str, obj
 def _journal_as_result(text: str, path: Path) -> dict:
     """A search journal (header line, then one trial per line) in the shape of its result
     file; a torn last line (a run still writing, or killed) is left out."""
-    lines = text.split("\n")
-    complete = lines[:-1]  # the text after the last newline is empty or torn
-    records = []
-    for number, line in enumerate(complete, start=1):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}, line {number} is not JSON: {error}") from None
-        records.append(record)
+    complete = text[: text.rfind("\n") + 1]  # the text after the last newline is empty or torn
+    records = [record for _, record in parse_jsonl(complete, str(path))]
     if not records or not isinstance(records[0], dict) or records[0].get("type") != "header":
         raise ValueError(f"{path} is not a search journal: line 1 is not a header")
     return {"settings": records[0], "trajectory": records[1:]}

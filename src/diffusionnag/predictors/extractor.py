@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from diffusionnag.device import single_thread
-from diffusionnag.io import atomic_write, load_weights
+from diffusionnag.io import atomic_write, load_weights, read_json
 
 EXTRACTOR_NAMES = ("fmnist", "random")
 ASSET = Path(__file__).resolve().parents[1] / "assets" / "extractor-fmnist"
@@ -38,10 +38,7 @@ WEIGHTS_FILE = "extractor.pt"
 
 def check_extractor(name: Any) -> str:
     if name not in EXTRACTOR_NAMES:
-        raise ValueError(
-            f"meta-predictor config extractor must be one of {', '.join(EXTRACTOR_NAMES)}, "
-            f"got {name!r}"
-        )
+        raise ValueError(f"unknown extractor {name!r}; known: {', '.join(EXTRACTOR_NAMES)}")
     return name
 
 
@@ -180,12 +177,12 @@ def save_extractor(
 def read_extractor(folder: Path = ASSET) -> tuple[PretrainConfig, dict[str, Tensor]]:
     """An extractor asset's config and weights; any problem is a ``ValueError`` naming the file."""
     path = folder / CONFIG_FILE
+    if not path.is_file():
+        raise ValueError(f"extractor asset {path} is missing")
+    header = read_json(path)
     try:
-        header = json.loads(path.read_text(encoding="utf-8"))
         config = PretrainConfig(**header["config"])
-    except FileNotFoundError:
-        raise ValueError(f"extractor asset {path} is missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{path} is corrupt: {error}") from None
     return config, load_weights(folder / WEIGHTS_FILE)
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from diffusionnag.config import LAYERS, POSITIVE, SEED, WIDTH, Bound, check_ranges, config_from_dict
 from diffusionnag.diffusion.sde import SDE
 from diffusionnag.predictors.cell_graph import CellGraphEncoder
 from diffusionnag.predictors.extractor import check_extractor
@@ -63,65 +64,51 @@ class MetaPredictorConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_encoder(self.encoder)
-        check_extractor(self.extractor)
+        for name, check in (("encoder", check_encoder), ("extractor", check_extractor)):
+            try:
+                check(getattr(self, name))
+            except ValueError as error:
+                raise ValueError(f"field {name!r}: {error}") from None
         if self.extractor != "random" and self.encoder != "images":
             raise ValueError(
-                f"meta-predictor config extractor {self.extractor!r} is for the images encoder, "
+                f"field 'extractor' ({self.extractor!r}) is for the images encoder, "
                 f"not {self.encoder!r}"
             )
-        if not isinstance(self.task_sizes, bool):
-            raise ValueError(
-                f"meta-predictor config task_sizes must be true or false, got {self.task_sizes!r}"
-            )
         if self.task_sizes and self.encoder != "images":
-            raise ValueError(
-                f"meta-predictor config task_sizes is for the images encoder, not {self.encoder!r}"
-            )
-        for name in ("hidden", "layers", "task_dim", "steps", "tasks_per_step"):
-            _check_int(name, getattr(self, name), 1)
-        for name in ("queries_per_task", "per_class"):
-            _check_int(name, getattr(self, name), 2)
-        _check_int("max_support", self.max_support, 0)
-        _check_int("seed", self.seed, 0)
-        for name, low, high in (
-            ("lr", 0.0, 1.0),
-            ("weight_decay", 0.0, 1.0),
-            ("clean_fraction", 0.0, 1.0),
-            ("floor_quantile", 0.0, 0.99),
-            ("top_fraction", 0.0, 1.0),
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"meta-predictor config {name} must be a number, got {value!r}")
-            if not low <= value <= high:
-                raise ValueError(f"meta-predictor config {name} must be in [{low}, {high}]")
+            raise ValueError(f"field 'task_sizes' is for the images encoder, not {self.encoder!r}")
+        check_ranges(self, META_BOUNDS)
 
     @classmethod
-    def from_dict(cls, data: Any, where: str) -> MetaPredictorConfig:
-        """Every field present (but those added later: :data:`ADDED_FIELDS`), none unknown;
-        ``ValueError`` names ``where`` and the field."""
-        if not isinstance(data, dict):
-            raise ValueError(f"{where}: config must be a JSON object")
-        names = {f.name for f in fields(cls)}
-        missing = sorted(names - set(data) - set(ADDED_FIELDS))
-        unknown = sorted(set(data) - names)
-        if missing or unknown:
-            raise ValueError(f"{where}: config fields missing {missing}, unknown {unknown}")
-        try:
-            return cls(**data)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"{where}: {error}") from None
+    def from_dict(cls, data: Any, where: str, prefix: str = "config.") -> MetaPredictorConfig:
+        """Every field present (but those added later: :data:`ADDED_FIELDS`), of its type and in
+        range; ``ValueError`` names ``where`` and the field (after ``prefix``)."""
+        if isinstance(data, dict):
+            added = {f.name: f.default for f in fields(cls) if f.name in ADDED_FIELDS}
+            data = {**added, **data}
+        return config_from_dict(cls, data, where, prefix)
 
 
+META_BOUNDS = {
+    "hidden": WIDTH,
+    "layers": LAYERS,
+    "task_dim": WIDTH,
+    "steps": POSITIVE,
+    "tasks_per_step": Bound(1, 1024),
+    "queries_per_task": Bound(2, 4096),
+    "lr": Bound(0, 1),
+    "weight_decay": Bound(0, 1),
+    "clean_fraction": Bound(0, 1),
+    "floor_quantile": Bound(0, 0.99),
+    "top_fraction": Bound(0, 1),
+    "max_support": Bound(0, 1000),
+    "per_class": Bound(2, 1000),
+    "seed": SEED,
+}
+"""Upper bounds keep a hand-edited ``meta_predictor.json`` from asking for a network or a
+training batch that cannot fit in memory."""
 ADDED_FIELDS = ("extractor", "task_sizes")
 """Config fields newer than some saved meta-predictors: missing, they take their default (what
 those predictors were built with)."""
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"meta-predictor config {name} must be an int >= {minimum}, got {value!r}")
 
 
 class MetaPredictor(nn.Module):
@@ -212,7 +199,7 @@ class TrainedMetaPredictor:
 
     def support(self, archs: list[Arch], values: np.ndarray | list[float]) -> TaskData:
         """A support set for the ``evaluations`` encoder (may be empty)."""
-        device = self.network.head[0].weight.device
+        device = next(self.network.parameters()).device
         cells = self.space.encode(archs) if archs else torch.zeros(0, 1, 1)
         return TaskData(
             support_cells=cells.to(device),

@@ -24,8 +24,10 @@ from torch import Tensor, nn
 
 from diffusionnag.config import (
     FRACTION,
+    LAYERS,
     NON_NEGATIVE,
     POSITIVE,
+    WIDTH,
     Bound,
     check_ranges,
     check_type,
@@ -34,7 +36,7 @@ from diffusionnag.config import (
 from diffusionnag.device import resolve_device
 from diffusionnag.diffusion.score_net import NoiseEmbedding
 from diffusionnag.diffusion.sde import SDE, sde_from_dict, sde_to_dict
-from diffusionnag.io import atomic_write, load_weights, read_json
+from diffusionnag.io import atomic_write, check_weights_fit, load_weights, read_json
 from diffusionnag.progress import log_line, phase
 from diffusionnag.spaces import Arch, SearchSpace, get_space
 
@@ -66,7 +68,9 @@ class PredictorConfig:
 
 
 PREDICTOR_BOUNDS = {
-    **dict.fromkeys(("hidden", "layers", "batch_size"), POSITIVE),
+    "hidden": WIDTH,
+    "layers": LAYERS,
+    "batch_size": POSITIVE,
     "epochs": NON_NEGATIVE,  # 0: the untrained network, a baseline
     "lr": Bound(0, low_open=True),
     "weight_decay": NON_NEGATIVE,
@@ -267,7 +271,7 @@ def load_predictor(folder: Path | str, device: str = "auto") -> TrainedPredictor
     if not path.is_file():
         raise ValueError(f"{folder} is not a predictor folder: predictor.json is missing")
     dev = resolve_device(device)
-    header = read_json(path)
+    header = read_json(path, "predictor config")
     if not isinstance(header, dict):
         raise ValueError(f"{path}: expected a JSON object")
     missing = [key for key in _HEADER_TYPES if key not in header]
@@ -283,6 +287,12 @@ def load_predictor(folder: Path | str, device: str = "auto") -> TrainedPredictor
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{path}: field 'space' or 'sde' is invalid: {error}") from None
     config = config_from_dict(PredictorConfig, header["config"], str(path), "config.")
+    sizes = f"config.hidden={config.hidden}, layers={config.layers}"
+    check_weights_fit(
+        lambda: ObjectivePredictor(space, config.hidden, config.layers),
+        folder / "predictor.pt",
+        sizes,
+    )
     network = ObjectivePredictor(space, config.hidden, config.layers)
     try:
         network.load_state_dict(load_weights(folder / "predictor.pt"))

@@ -182,8 +182,9 @@ class Batch:
         return key in self._keys or self._history.has_key(key)
 
     def offer(self, arch: Arch) -> bool:
-        """Add ``arch`` unless the batch is full or its class is taken; say whether it was added."""
-        if self.full or self.taken(arch):
+        """Add ``arch`` unless the batch is full, its class is taken or it is over the space's
+        budgets (the one place every strategy's proposals pass); say whether it was added."""
+        if self.full or self.taken(arch) or not self._strategy.space.feasible(arch):
             return False
         self._keys.add(self._strategy.key(arch))
         self.archs.append(arch)

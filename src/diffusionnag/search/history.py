@@ -79,6 +79,7 @@ class History:
         self.space = space
         self._trials: list[Trial] = []
         self._key_index: dict[str, int] = {}
+        self._best: Trial | None = None  # kept as trials arrive: loops ask for it every step
         for trial in trials:
             self.append(trial)
 
@@ -129,6 +130,8 @@ class History:
             )
         self._key_index[key] = trial.index
         self._trials.append(trial)
+        if trial.ok and (self._best is None or trial.value > self._best.value):
+            self._best = trial
 
     def record(
         self,
@@ -159,8 +162,7 @@ class History:
     @property
     def best(self) -> Trial | None:
         """The best usable trial (earliest on ties), or ``None`` if there is none."""
-        ranked = self.top(1)
-        return ranked[0] if ranked else None
+        return self._best
 
     def top(self, k: int) -> list[Trial]:
         """The ``k`` best usable trials, best first; ties go to the earlier trial."""

@@ -54,6 +54,8 @@ class SearchJob:
     ray_address: str | None = None
     stop_value: float | None = None
     """End the run once a trial reaches this value (benchmarks: the table optimum)."""
+    ofa_dir: Path | None = None
+    """Folder of the once-for-all predictor and latency tables (``ofa:`` benchmarks)."""
 
     @property
     def in_process(self) -> bool:
@@ -65,7 +67,9 @@ class SearchJob:
         candidates train in this process."""
         nested = self.progress and self.in_process and interactive()
         progress = _candidate_bar() if nested else None
-        return TargetSettings(self.table, self.data_root, self.seed, self.train, progress)
+        return TargetSettings(
+            self.table, self.data_root, self.seed, self.train, progress, self.ofa_dir
+        )
 
 
 def _candidate_bar():
@@ -113,8 +117,9 @@ def prepare_job(job: SearchJob) -> PreparedJob:
     """Everything a run needs, each user mistake a ``ValueError`` before anything is evaluated."""
     space = get_space(job.space)
     check_budget(space, job.budget)
-    strategy = build_strategy(job.strategy, space, job.seed, job.options)
     target = build_target(job.benchmark, job.target_settings(), space)
+    space = target.space or space  # a target with cost budgets restricts what is searched
+    strategy = build_strategy(job.strategy, space, job.seed, job.options)
     strategy.prepare(target)
     return PreparedJob(job, space, strategy, target)
 

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from diffusionnag.io import parse_jsonl
 from diffusionnag.pretrained import portable
 from diffusionnag.search.history import Trial
 from diffusionnag.spaces.base import SearchSpace
@@ -89,8 +90,8 @@ def open_journal(
         handle = os.fdopen(os.open(path, flags, 0o666), "a+b")
     except FileExistsError:
         raise ValueError(
-            f"journal {path} already exists; pass resume=True (--resume) to continue it, "
-            "or choose another path"
+            f"journal {path} already exists: add --resume to continue that run (resume=True "
+            "from Python), or choose another output path"
         ) from None
     except OSError as error:
         raise ValueError(f"cannot open journal {path}: {error.strerror}") from None
@@ -147,13 +148,9 @@ def _read_records(path: Path, handle: Any) -> list[dict[str, Any]]:
     except UnicodeDecodeError as error:
         raise ValueError(f"journal {path} is not UTF-8 text: {error}") from None
     records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"journal {path}, line {number} is not JSON: {err}") from None
+    for number, record in parse_jsonl(text, f"journal {path}"):
         if not isinstance(record, dict):
-            raise ValueError(f"journal {path}, line {number} is not a JSON object")
+            raise ValueError(f"journal {path} line {number} is not a JSON object")
         records.append(record)
     if records and records[0].get("type") != "header":
         raise ValueError(f"journal {path} does not start with a header line")
@@ -163,7 +160,7 @@ def _read_records(path: Path, handle: Any) -> list[dict[str, Any]]:
 def _trials(path: Path, records: list[dict[str, Any]], space: SearchSpace) -> list[Trial]:
     trials = []
     for index, record in enumerate(records):
-        where = f"journal {path}, line {index + 2}"
+        where = f"journal {path} line {index + 2}"
         if record.get("type") != "trial":
             raise ValueError(f"{where}: expected a trial record")
         if record.get("index") != index:

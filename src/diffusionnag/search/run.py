@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
@@ -72,7 +72,11 @@ def run_search(
     if resume and journal_path is None:
         raise ValueError("resume=True needs a journal_path to resume from")
     pool = evaluation_executor(executor, workers, evaluator, address=ray_address)
-    loop = {"batch_size": batch_size, "progress": progress, "stop_value": stop_value}
+    loop: dict[str, Any] = {
+        "batch_size": batch_size,
+        "progress": progress,
+        "stop_value": stop_value,
+    }
     try:
         if journal_path is None:
             history = search_trials(strategy, evaluator, space, budget, [], executor=pool, **loop)
@@ -164,7 +168,7 @@ def evaluate_installed(arch: Arch) -> tuple[EvalResult, float]:
     return result, time.perf_counter() - start
 
 
-Evaluations = Callable[[list[Arch]], Iterator[tuple[EvalResult, float]]]
+Evaluations = Callable[[list[Arch]], Generator[tuple[EvalResult, float], None, None]]
 
 
 def _evaluations(evaluator: Evaluator, executor: Executor | None, retries: int) -> Evaluations:
@@ -172,13 +176,13 @@ def _evaluations(evaluator: Evaluator, executor: Executor | None, retries: int) 
     cells start in order of decreasing FLOPs (a proxy for training time): longest first
     leaves the short cells to fill in, so fewer workers sit idle at a batch's end."""
 
-    def one_by_one(archs: list[Arch]) -> Iterator[tuple[EvalResult, float]]:
+    def one_by_one(archs: list[Arch]) -> Generator[tuple[EvalResult, float], None, None]:
         for arch in archs:
             start = time.perf_counter()
             result = evaluator.evaluate(arch)
             yield result, time.perf_counter() - start
 
-    def at_once(archs: list[Arch]) -> Iterator[tuple[EvalResult, float]]:
+    def at_once(archs: list[Arch]) -> Generator[tuple[EvalResult, float], None, None]:
         assert executor is not None
         jobs = [(arch,) for arch in archs]
         flops = [arch_costs(arch)["flops"] for arch in archs]

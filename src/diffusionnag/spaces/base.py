@@ -71,6 +71,10 @@ class SearchSpace(ABC):
         """
         return self.to_string(arch)
 
+    def feasible(self, arch: Arch) -> bool:
+        """Whether ``arch`` is within the search's cost budgets; a plain space has none."""
+        return True
+
     def positions(self) -> Tensor:
         """``[N]`` integer position of each node for the score network's positional embedding."""
         return torch.arange(self.num_nodes)

@@ -94,6 +94,15 @@ class MBV3Space(SearchSpace):
     def adjacency(self) -> Tensor:
         return _adjacency().clone()
 
+    def slot_choices(self) -> list[tuple[int, ...]]:
+        """Values each slot can take on its own (for per-slot samplers such as TPE): the first
+        two slots of a stage are always present, the last two may be absent (:data:`SKIP`)."""
+        ops = tuple(range(len(OPERATIONS)))
+        optional = (SKIP, *ops)
+        return [
+            ops if slot % SLOTS_PER_STAGE < min(DEPTHS) else optional for slot in range(NUM_SLOTS)
+        ]
+
     def positions(self) -> Tensor:
         """Position of each slot within its stage (0..3), as the paper's positional embedding."""
         return torch.arange(self.num_nodes) % SLOTS_PER_STAGE

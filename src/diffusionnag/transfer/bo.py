@@ -22,7 +22,7 @@ from torch import Tensor
 
 from diffusionnag.diffusion.model import ScoreModel
 from diffusionnag.evaluators.registry import Target
-from diffusionnag.guidance import Objective
+from diffusionnag.guidance import Budget, Objective
 from diffusionnag.predictors.meta import ConditionedPredictor
 from diffusionnag.predictors.objective import ACCURACY_FLOOR_QUANTILE
 from diffusionnag.search.base import Batch, Seed
@@ -118,7 +118,7 @@ class TransferBO(DiffusionNAGBO):
         residuals = values - (slope * predicted + intercept)
         ensemble = self.fit_noise_aware_ensemble(archs, residuals, rng, floor_quantile=0.0)
         spread = float(values.std()) or 1.0
-        guidance = [
+        guidance: list[Objective | Budget] = [
             Objective(prior, weight=slope / spread),
             Objective(ensemble, weight=ensemble.scale / spread),
         ]

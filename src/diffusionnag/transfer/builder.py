@@ -91,7 +91,9 @@ class BuildConfig:
         }
 
     def task_specs(self) -> list[TaskSpec]:
-        return list(self.specs) if self.specs else self.sampler.sample(self.tasks)
+        if self.sampler is None:  # __post_init__ allows no sampler only with specs
+            return list(self.specs)
+        return self.sampler.sample(self.tasks)
 
     def header(self) -> dict[str, Any]:
         return {
@@ -142,7 +144,7 @@ def plan(config: BuildConfig) -> list[RowJob]:
     shared = _distinct_cells(
         space, config.shared_cells, np.random.default_rng([config.seed, 0]), shared_keys
     )
-    jobs = []
+    jobs: list[RowJob] = []
     own = config.cells_per_task - config.shared_cells
     for task_index, spec in enumerate(specs):
         rng = np.random.default_rng([config.seed, 1, task_index])

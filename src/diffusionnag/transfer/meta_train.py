@@ -20,7 +20,7 @@ from torch import Tensor
 
 from diffusionnag.device import resolve_device, single_thread
 from diffusionnag.diffusion.sde import SDE, sde_from_dict, sde_to_dict
-from diffusionnag.io import atomic_write, load_tensors
+from diffusionnag.io import atomic_write, check_weights_fit, load_tensors, read_json
 from diffusionnag.metrics import rank_correlations
 from diffusionnag.predictors.meta import MetaPredictor, MetaPredictorConfig, TrainedMetaPredictor
 from diffusionnag.predictors.task_encoders import KnownTask, TaskData, TaskEncoder
@@ -186,6 +186,9 @@ def load_meta_predictor(folder: Path | str, device: str = "auto") -> TrainedMeta
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{path} is corrupt: {error}") from None
     config = MetaPredictorConfig.from_dict(header["config"], str(path))
+    check_weights_fit(
+        lambda: MetaPredictor(space, config), folder / WEIGHTS_FILE, _sizes_of(config)
+    )
     network = MetaPredictor(space, config)
     state = load_tensors(folder / WEIGHTS_FILE)
     try:
@@ -198,14 +201,21 @@ def load_meta_predictor(folder: Path | str, device: str = "auto") -> TrainedMeta
     return TrainedMetaPredictor(space, sde, network, config, dict(header["meta"]))
 
 
+def _sizes_of(config: MetaPredictorConfig) -> str:
+    return f"config.hidden={config.hidden}, layers={config.layers}, task_dim={config.task_dim}"
+
+
 def _read_header(path: Path) -> dict[str, Any]:
-    try:
-        header = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is corrupt: {error}") from None
+    header = read_json(path, "meta-predictor config")
     required = ("space", "sde", "config", "meta")
     if not isinstance(header, dict) or any(k not in header for k in required):
         raise ValueError(f"{path} is corrupt: it needs the fields {', '.join(required)}")
-    if not isinstance(header["meta"], dict):
-        raise ValueError(f"{path} is corrupt: meta must be an object")
+    meta = header["meta"]
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path} is corrupt: field 'meta' must be an object")
+    tasks = meta.get("tasks", [])
+    if not isinstance(tasks, list) or not all(isinstance(task, str) for task in tasks):
+        raise ValueError(f"{path}: field 'meta.tasks' must be a list of task names, got {tasks!r}")
+    if not isinstance(meta.get("source", ""), str):
+        raise ValueError(f"{path}: field 'meta.source' must be a string")
     return header

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
+from diffusionnag.io import atomic_write_text, parse_jsonl, read_text
 from diffusionnag.predictors.data import finite_number
 from diffusionnag.spaces import Arch, SearchSpace
 
@@ -83,8 +84,14 @@ class MetaDataset:
 def group_rows(
     rows: Iterable[tuple[str, str, str, object]], space: SearchSpace, source: str
 ) -> MetaDataset:
-    """Tasks from ``(where, task, cell, value)`` rows, in order of first appearance."""
+    """Tasks from ``(where, task, cell, value)`` rows, in order of first appearance.
+
+    A (task, cell) given twice is refused, naming both rows: a repeated row would weigh the
+    cell twice in training and two different accuracies contradict each other, and which one
+    is right (or whether to average repeated measurements) is the data's author's decision.
+    """
     grouped: dict[str, tuple[list[Arch], list[float]]] = {}
+    first_seen: dict[tuple[str, Arch], tuple[str, float]] = {}
     for where, task, cell, value in rows:
         try:
             arch = space.from_string(str(cell))
@@ -93,6 +100,9 @@ def group_rows(
                 f"{source} {where}: {error} (is this a meta-dataset for space {space.name!r}?)"
             ) from None
         number = finite_number(value, f"{source} {where}", "accuracy")
+        earlier = first_seen.setdefault((str(task), arch), (where, number))
+        if earlier != (where, number):
+            raise ValueError(_duplicate_message(source, where, earlier, str(task), cell, number))
         archs, values = grouped.setdefault(str(task), ([], []))
         archs.append(arch)
         values.append(number)
@@ -102,36 +112,46 @@ def group_rows(
     return MetaDataset(space.name, tasks, source)
 
 
+def _duplicate_message(
+    source: str, where: str, earlier: tuple[str, float], task: str, cell: object, value: float
+) -> str:
+    first_where, first_value = earlier
+    same = "repeats it" if value == first_value else f"gives {value:g}, not {first_value:g}"
+    return (
+        f"{source} {where}: task {task!r}, cell {cell} is already on {first_where}, and {same}; "
+        "a meta-dataset holds one accuracy per (task, cell): keep one row (average repeated "
+        "measurements yourself if that is your protocol)"
+    )
+
+
 def read_meta_dataset(
     path: Path | str, space: SearchSpace, value_field: str = VALUE_FIELD, *, images: bool = False
 ) -> MetaDataset:
     """A meta-dataset file (JSONL or CSV, by suffix); every problem names the file and line."""
     path = Path(path)
-    text = _read_text(path)
-    reader = _csv_rows if path.suffix.lower() == ".csv" else _jsonl_rows
-    dataset = group_rows(reader(text, path, space, value_field), space, str(path))
+    text = read_text(path, "meta-dataset")
+    if path.suffix.lower() == ".csv":
+        if images:
+            raise ValueError(f"{path}: a CSV meta-dataset has no task specs, so no task images")
+        return group_rows(_csv_rows(text, path, space, value_field), space, str(path))
+    records = list(_jsonl_records(text, path))
+    dataset = group_rows(_jsonl_rows(records, path, space, value_field), space, str(path))
     if images:
-        attach_task_images(dataset, _task_specs(text, path))
+        attach_task_images(dataset, _task_specs(records, path))
     return dataset
 
 
-def _read_text(path: Path) -> str:
-    if not path.is_file():
-        raise ValueError(f"meta-dataset file {path} does not exist")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"meta-dataset {path} is not UTF-8 text: {error.reason}") from None
-    return text
+def _jsonl_records(text: str, path: Path) -> Iterable[tuple[int, dict]]:
+    for number, record in parse_jsonl(text, f"meta-dataset {path}"):
+        if not isinstance(record, dict):
+            raise ValueError(f"{path} line {number} is not a JSON object")
+        yield number, record
 
 
-def _task_specs(text: str, path: Path) -> dict[str, tuple[int, object]]:
+def _task_specs(records: list[tuple[int, dict]], path: Path) -> dict[str, tuple[int, object]]:
     """Each task's ``spec`` field (and the line it was first seen on) in a JSONL meta-dataset."""
-    if path.suffix.lower() == ".csv":
-        raise ValueError(f"{path}: a CSV meta-dataset has no task specs, so no task images")
     specs: dict[str, tuple[int, object]] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        record = json.loads(line) if line.strip() else {}
+    for number, record in records:
         if "spec" in record and "task" in record:
             first = specs.setdefault(str(record["task"]), (number, record["spec"]))
             if first[1] != record["spec"]:
@@ -160,17 +180,9 @@ def attach_task_images(dataset: MetaDataset, specs: dict[str, tuple[int, object]
 
 
 def _jsonl_rows(
-    text: str, path: Path, space: SearchSpace, value_field: str
+    records: list[tuple[int, dict]], path: Path, space: SearchSpace, value_field: str
 ) -> Iterable[tuple[str, str, str, object]]:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path} line {number} is not JSON: {error}") from None
-        if not isinstance(record, dict):
-            raise ValueError(f"{path} line {number} is not a JSON object")
+    for number, record in records:
         _check_space(record.get("space"), space, path, number)
         if record.get("type") == "header" or record.get("failed") is True:
             continue
@@ -208,8 +220,6 @@ def table_meta_dataset(table, datasets: Sequence[str]) -> MetaDataset:
 
 def write_meta_dataset_jsonl(dataset: MetaDataset, space: SearchSpace, path: Path) -> None:
     """The JSONL form :func:`read_meta_dataset` reads, written atomically."""
-    from diffusionnag.io import atomic_write_text
-
     lines = [json.dumps({"type": "header", "space": dataset.space, "source": dataset.source})]
     for task in dataset.tasks:
         lines.extend(

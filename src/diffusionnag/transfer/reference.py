@@ -12,7 +12,6 @@ it in ``docs/benchmarks.md``).
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from diffusionnag.evaluators.training import TrainConfig
+from diffusionnag.io import read_jsonl
 from diffusionnag.predictors.data import finite_number
 from diffusionnag.pretrained import SHIPPED
 
@@ -82,16 +82,8 @@ def shipped_reference(task: str) -> Path | None:
 def read_reference(path: Path | str) -> Reference:
     """Read a reference journal; ``ValueError`` names the file (and line) of what is wrong."""
     path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"cannot read reference {path}: {error}") from None
     records = []
-    for number, line in enumerate(lines, start=1):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            raise ValueError(f"reference {path} line {number} is not JSON") from None
+    for number, record in read_jsonl(path, "reference"):
         if not isinstance(record, dict):
             raise ValueError(f"reference {path} line {number} is not a JSON object")
         records.append((number, record))
@@ -107,10 +99,14 @@ def read_reference(path: Path | str) -> Reference:
 
 
 def _reference(path: Path, header: dict, rows: list[tuple[int, dict]]) -> Reference:
-    tasks = {row.get("task") for _, row in rows}
+    for number, row in rows:
+        if not isinstance(row.get("task"), str):
+            raise ValueError(f"reference {path} line {number}: field 'task' must be a string")
+    tasks = {row["task"] for _, row in rows}
     if len(tasks) != 1:
         raise ValueError(f"reference {path} holds rows of {len(tasks)} tasks; one is needed")
-    train = header.get("protocol", {}).get("train")
+    protocol = header.get("protocol")
+    train = protocol.get("train") if isinstance(protocol, dict) else None
     if not isinstance(train, dict):
         raise ValueError(f"reference {path} header has no protocol.train settings")
     cells, valid, test = [], [], []

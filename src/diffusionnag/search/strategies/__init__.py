@@ -23,6 +23,7 @@ from diffusionnag.search.strategies.evolution import RegularizedEvolution
 from diffusionnag.search.strategies.local_search import LocalSearch
 from diffusionnag.search.strategies.random_search import RandomSearch
 from diffusionnag.search.strategies.tpe import TPESearch
+from diffusionnag.search.strategies.zero_cost import NaswotOrder, ParameterOrder, SynflowOrder
 from diffusionnag.spaces.base import SearchSpace
 
 StrategyEntry = type[SearchStrategy] | str
@@ -37,6 +38,9 @@ STRATEGIES: dict[str, StrategyEntry] = {
     "bo-pool-random": RandomPoolBO,
     "bo-pool-mutation": MutationPoolBO,
     "bo-pool-mix": MixPoolBO,
+    "params": ParameterOrder,
+    "zc-naswot": NaswotOrder,
+    "zc-synflow": SynflowOrder,
     "transfer": "diffusionnag.transfer.strategy:TransferStrategy",
     "transfer-bo": "diffusionnag.transfer.bo:TransferBO",
 }

@@ -16,6 +16,11 @@ draws cells uniformly; ``mutation`` mutates the best cells as BANANAS does; ``mi
 mutations, half random cells. The three baselines are also registered as strategies
 (``bo-pool-random``, ...) so that one ``benchmark`` run compares all four.
 
+On a space restricted to cost budgets (``ConstrainedSpace``, e.g. the ``ofa`` evaluator's FLOPs
+or latency limits) generation is also guided by one :class:`~diffusionnag.guidance.Budget` per
+limit, each backed by a noise-aware cost predictor fitted once on uniformly drawn cells and their
+exact costs (free: no evaluation), and the pool keeps only cells within every budget.
+
 The ensemble is refit from scratch at every ask in a fixed number of minibatch steps
 (``fit_steps``), so an ask costs about the same at any history length and is a function of the
 history alone: a resumed run proposes exactly what an uninterrupted one would.
@@ -23,7 +28,7 @@ history alone: a resumed run proposes exactly what an uninterrupted one would.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -33,10 +38,14 @@ import torch
 
 from diffusionnag.diffusion.model import ScoreModel, load_score_model
 from diffusionnag.generate import SAMPLER_NAMES, SamplerConfig, generate
-from diffusionnag.guidance import Objective, combined_log_prob, guided, sigma_scaled
+from diffusionnag.guidance import Budget, Objective, combined_log_prob, guided, sigma_scaled
 from diffusionnag.predictors.base import Predictor
 from diffusionnag.predictors.noise_aware import NoiseAwareEnsemble, train_noise_aware_ensemble
-from diffusionnag.predictors.objective import ACCURACY_FLOOR_QUANTILE, PredictorConfig
+from diffusionnag.predictors.objective import (
+    ACCURACY_FLOOR_QUANTILE,
+    PredictorConfig,
+    train_predictor,
+)
 from diffusionnag.pretrained import default_score_model
 from diffusionnag.search.base import Batch, ModelBasedStrategy, Seed, check_choice, check_positive
 from diffusionnag.search.history import History
@@ -48,11 +57,15 @@ from diffusionnag.search.strategies.acquisition import (
 )
 from diffusionnag.search.strategies.ensemble import MLPEnsemble, features, fit_mlp_ensemble
 from diffusionnag.spaces.base import Arch, SearchSpace
+from diffusionnag.spaces.constrained import ConstrainedSpace
 
 POOLS = ("diffusion", "hybrid", "random", "mutation", "mix")
 GUIDES = ("mean", "ucb")
 RANKERS = ("clean", "noise-aware")
 GUIDED_POOLS = ("diffusion", "hybrid")
+COST_TRAINING_CELLS = 1000
+COST_PREDICTOR = PredictorConfig(hidden=32, layers=2, epochs=60, batch_size=64)
+"""Fitted once per run: Pearson correlation 0.985 with the exact w1.2 FLOPs on 300 uniform cells."""
 
 
 @cache
@@ -112,6 +125,7 @@ class DiffusionNAGBO(ModelBasedStrategy):
         self.ranker = check_choice("ranker", ranker, RANKERS)
         if self.score_model and not Path(self.score_model).is_dir():
             raise ValueError(f"score model folder {self.score_model} does not exist")
+        self._budgets: list[Budget] | None = None
 
     def propose_model(self, history: History, batch: Batch, rng: np.random.Generator) -> None:
         trials = [t for t in history if t.ok]
@@ -135,14 +149,14 @@ class DiffusionNAGBO(ModelBasedStrategy):
         archs = [t.arch for t in trials]
         guided_pool = self.pool in GUIDED_POOLS
         noise_aware = None
-        guidance: list[Objective] = []
+        guidance: list[Objective | Budget] = []
         if guided_pool or self.ranker == "noise-aware":
             noise_aware = self.fit_noise_aware_ensemble(archs, values, rng)
         if guided_pool and noise_aware is not None:
             predictor: Predictor = noise_aware
             if self.guide == "ucb":
                 predictor = OptimisticEnsemble(noise_aware, self.kappa)
-            guidance = [Objective(predictor)]
+            guidance = [Objective(predictor), *self.budget_guidance()]
         return Surrogate(guidance, self.fit_ranking(archs, values, rng, noise_aware))
 
     def fit_ranking(
@@ -166,6 +180,30 @@ class DiffusionNAGBO(ModelBasedStrategy):
             features(self.space, archs), torch.tensor(values), generator=generator
         )
         return CleanRanking(self.space, clean)
+
+    def budget_guidance(self) -> list[Budget]:
+        """One :class:`Budget` per limit of a restricted space (none for a plain space). Fitted
+        at the first ask from a generator of the seed alone (a cache: the same on resume)."""
+        if self._budgets is None:
+            self._budgets = []
+            if isinstance(self.space, ConstrainedSpace):
+                self._budgets = self._fit_budgets(self.space)
+        return self._budgets
+
+    def _fit_budgets(self, space: ConstrainedSpace) -> list[Budget]:
+        """Noise-aware cost predictors fitted on random cells of the unrestricted space, whose
+        exact costs are known without evaluating anything."""
+        rng = np.random.default_rng([self.seed, len(space.limits)])
+        archs = space.inner.sample(COST_TRAINING_CELLS, rng)
+        costs = [space.costs(arch) for arch in archs]
+        sde = self.score_model_for_space().sde
+        budgets = []
+        for name, limit in space.limits.items():
+            config = replace(COST_PREDICTOR, seed=int(rng.integers(2**31)))
+            values = [cost[name] for cost in costs]
+            predictor = train_predictor(space, sde, archs, values, config, device="cpu")
+            budgets.append(Budget(predictor, limit, name))
+        return budgets
 
     def score_model_for_space(self) -> ScoreModel:
         """The score model (its SDE is the ensemble's noise process whatever the pool)."""
@@ -223,7 +261,7 @@ class DiffusionNAGBO(ModelBasedStrategy):
             self.fill_random(pool, rng)
         return pool.archs
 
-    def _generate(self, guidance: list[Objective], rng: np.random.Generator) -> list[Arch]:
+    def _generate(self, guidance: list[Objective | Budget], rng: np.random.Generator) -> list[Arch]:
         """Valid ones of ``pool_size`` (``hybrid``: half) samples of the score model guided by
         the surrogate's objectives."""
         model = self.score_model_for_space()
@@ -267,7 +305,7 @@ class Surrogate:
     """What an ask needs from the fitted models: objectives that guide generation (none for
     pools that are not generated), and the ranking of the pool's clean cells."""
 
-    guidance: list[Objective]
+    guidance: list[Objective | Budget]
     ranking: Ranking
 
     def mean_std(self, archs: list[Arch]) -> tuple[torch.Tensor, torch.Tensor]:

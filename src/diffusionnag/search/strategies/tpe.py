@@ -98,6 +98,9 @@ class TPESearch(ModelBasedStrategy):
         except ValueError:
             study.tell(trial, state=failed)
             return False
+        if not self.space.feasible(arch):  # over the budgets: never evaluated, a failure to TPE
+            study.tell(trial, state=failed)
+            return False
         if batch.offer(arch):
             return True
         known = history.trial_for_key(self.key(arch))

@@ -1,0 +1,288 @@
+"""Where does architecture matter? Spread of random NB201 cells against seed noise, by scale.
+
+Issue "Image transfer on labels that mean something", part 1. For each *setting* (source,
+cells per stage N, resolution, training images per class, epochs E; C=16, the 10-class task
+``c0-...-9``, task seed 0), the same 30 random cells (``space.sample(30, default_rng(0))``,
+kept as drawn, degenerate ones included) are trained with seed 0 for E and for 2E epochs
+(each its own cosine schedule), and the first three cells also with seeds 1-3 at E (four
+seeds each, 9 degrees of freedom) for the seed noise. A setting separates cells when the
+interquartile range of the 30 cells' test accuracy at E is at least 3 times the pooled
+seed-to-seed standard deviation, and E is long enough ("final") when the Spearman correlation
+of the cells' test accuracies at E and 2E is at least 0.9. Noise caps that correlation: two
+runs of the same protocol agree to about var(cells) / (var(cells) + var(seed)), so 0.9 needs a
+cell std of 3 seed stds, an IQR ratio of about 4, whatever E is.
+
+Splits: a cell trains on the task's training images; ``valid`` (drawn from Fashion-MNIST's
+training set, disjoint from them) is what a search would select on; ``test`` (Fashion-MNIST's
+test set) is what is reported. Both hold 200 images per class (2,000 each), twice the
+meta-dataset's 100: a finite evaluation set adds binomial noise (about 0.9 points at 2,000
+images and 82 %) to every number, and more images cost only forward passes at a row's end.
+
+Cost is CPU time of the one thread (``CpuClock``): the runs are at nice 19 on a 2-core
+machine shared with other jobs, where wall time mostly measures those jobs. ``--pilot``
+times one epoch per scale first (``pilot.jsonl``; table in ``summary.md``): training CPU
+seconds per epoch at 1,000 images were 1-2.4 (N=1), 2.1 (N=3), 3.3 (N=5) at 16 px and 2.8,
+6.0, 9.7 at 28 px; at 5,000 images 12.1 (N=1) and 45.3 (N=5) at 28 px, so cost is about
+linear in images. Evaluating 4,000 images cost 1-5 s at 16 px, 4-16 s at 28 px. A setting
+costs 30 x (E + 2E) + 9 x E = 99 E cell-epochs plus 69 evaluations.
+
+The grid. The earlier N=1, 16 px, 100/class, 30-epoch protocol (480 steps of 64) did not
+separate cells (80.3-82.7 %, seed noise about 1 point). Steps matter more than anything at
+this size: one N=5, 28 px cell scored 59 % test after 10 epochs (160 steps), far from
+converged, so E=10 at 1,000 images cannot be final for deep networks, and every setting
+keeps at least 480 steps. The first setting changes only the depth from the earlier
+negative result, which is also the cheapest way to 480 steps at N=5; the rest follow in
+order of the question they answer (CPU hours from the pilot):
+
+1. N=5, 16 px, 100/class, E=30: does the benchmark's depth make cells differ (about 2.8 h)?
+2. N=3, 16 px, 100/class, E=30: is less depth enough (about 1.8 h)?
+3. N=5, 28 px, 100/class, E=30: does resolution add spread (about 8 h)?
+4. N=5, 28 px, 500/class, E=10: more images at 800 steps (about 13 h).
+5. N=1, 28 px, 500/class, E=10: the shallow net with the most images (about 3.4 h).
+
+The journal ``fashion-mnist-C16-N5-r28-n100.jsonl`` keeps the one E=10 row of the first
+grid, which started at N=5, 28 px, E=10 and was stopped after that row.
+
+A scale (all but E) has one journal, so a later E=20 setting reuses E=10's 2E rows. Rows
+land one JSON line per (cell, seed, epochs), flushed and fsynced, in
+``benchmarks/results/protocol-scale/<scale>.jsonl``; a rerun skips rows already there, so
+the same command resumes (``--pilot`` skips its done rows too):
+
+    OMP_NUM_THREADS=1 PYTHONPATH=src nohup nice -n 19 .venv/bin/python \
+        benchmarks/bench_protocol_scale.py >> benchmarks/results/protocol-scale/run.log 2>&1 &
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_protocol_scale.py --report
+
+Part 2 (not built here): at the final setting, candidate proxies (fewer epochs, fewer
+images, lower resolution, a shorter schedule) on >= 6 tasks x the same 30 cells, scored by
+Spearman/Kendall against that setting's E-epoch test accuracies. Evaluation is a large share
+of a short proxy's cost (4,000 forward passes), so a proxy should score on valid only; and
+several small networks could train at once as one batched process where a thread is idle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from protocol_scale_report import read_rows, write_report  # beside this script
+
+from diffusionnag.evaluators.tasks import TaskSpec, load_task
+from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator
+from diffusionnag.spaces import get_space
+
+RESULTS = Path(__file__).parent / "results" / "protocol-scale"
+CLASSES = tuple(range(10))
+EVAL_PER_CLASS = 200
+TASK_SEED = 0
+CELL_DRAW_SEED = 0
+RANDOM_CELLS = 30
+NOISE_CELLS = 3  # the first cells of the draw: random, so not chosen by how they score
+NOISE_SEEDS = (1, 2, 3)  # plus the seed-0 run every cell gets
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One protocol: a scale (network, images, resolution; its journal) and E epochs."""
+
+    source: str
+    cells_per_stage: int
+    resolution: int
+    per_class: int
+    epochs: int
+    channels: int = 16
+
+    @property
+    def scale(self) -> str:
+        """Everything but the epochs: settings of one scale share a journal, so E=20 reuses
+        the 2E rows of E=10."""
+        return (
+            f"{self.source}-C{self.channels}-N{self.cells_per_stage}-r{self.resolution}"
+            f"-n{self.per_class}"
+        )
+
+    @property
+    def name(self) -> str:
+        return f"{self.scale}-E{self.epochs}"
+
+    def task(self) -> TaskSpec:
+        return TaskSpec(
+            self.source, CLASSES, self.per_class, self.resolution, TASK_SEED, EVAL_PER_CLASS
+        )
+
+    def config(self, epochs: int, seed: int) -> TrainConfig:
+        return TrainConfig(
+            epochs=epochs,
+            channels=self.channels,
+            cells_per_stage=self.cells_per_stage,
+            seed=seed,
+            device="cpu",
+            num_threads=1,
+        )
+
+
+GRID = (
+    Setting("fashion-mnist", 5, 16, 100, 30),
+    Setting("fashion-mnist", 3, 16, 100, 30),
+    Setting("fashion-mnist", 5, 28, 100, 30),
+    Setting("fashion-mnist", 5, 28, 500, 10),
+    Setting("fashion-mnist", 1, 28, 500, 10),
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    cell_index: int
+    seed: int
+    epochs: int
+
+    @property
+    def key(self) -> tuple[int, int, int]:
+        return (self.cell_index, self.seed, self.epochs)
+
+
+def random_cells() -> list[str]:
+    space = get_space("nb201")
+    cells = space.sample(RANDOM_CELLS, np.random.default_rng(CELL_DRAW_SEED))
+    return [space.to_string(cell) for cell in cells]
+
+
+def planned_runs(setting: Setting) -> list[Run]:
+    """The noise cells with all their seeds first (seed noise is the least known number, and
+    a session that ends early still reports it), then the other cells at E (the spread),
+    then all cells at 2E (whether E was long enough)."""
+    noise = [Run(i, s, setting.epochs) for i in range(NOISE_CELLS) for s in (0, *NOISE_SEEDS)]
+    spread = [Run(i, 0, setting.epochs) for i in range(NOISE_CELLS, RANDOM_CELLS)]
+    longer = [Run(i, 0, 2 * setting.epochs) for i in range(RANDOM_CELLS)]
+    return noise + spread + longer
+
+
+def journal_path(setting: Setting) -> Path:
+    return RESULTS / f"{setting.scale}.jsonl"
+
+
+def append_row(path: Path, row: dict) -> None:
+    """One line, flushed and fsynced, so a kill loses at most the row in progress."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and path.stat().st_size:
+        with open(path, "rb+") as handle:  # drop a partial last line left by a kill
+            text = handle.read()
+            if not text.endswith(b"\n"):
+                handle.truncate(text.rfind(b"\n") + 1)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row, allow_nan=True) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+class CpuClock:
+    """Process CPU time at the last optimisation step: splits a row's CPU seconds into
+    training and evaluation. CPU time, not wall time, is the cost: at nice 19 on a shared
+    machine the wall clock mostly measures other people's jobs."""
+
+    def __init__(self) -> None:
+        self.start = self.last_step = time.process_time()
+
+    def tick(self, _progress: object) -> None:
+        self.last_step = time.process_time()
+
+
+def train_row(setting: Setting, run: Run, cell: str) -> dict:
+    space = get_space("nb201")
+    data = load_task(setting.task())
+    config = setting.config(run.epochs, run.seed)
+    clock = CpuClock()
+    evaluator = TrainingEvaluator(data, config, progress=clock.tick, space="nb201")
+    result = evaluator.evaluate(space.from_string(cell))
+    end = time.process_time()
+    return {
+        "setting": setting.name,
+        "scale": setting.scale,
+        "cell_index": run.cell_index,
+        "cell": cell,
+        "seed": run.seed,
+        "epochs": run.epochs,
+        "valid": result.value,
+        "test": result.metrics["test_accuracy"],
+        "failed": result.failed,
+        "train_seconds": round(result.metrics["train_seconds"], 2),
+        "seconds": round(result.cost_seconds, 2),
+        "train_cpu_seconds": round(clock.last_step - clock.start, 2),
+        "eval_cpu_seconds": round(end - clock.last_step, 2),
+        "params": int(result.metrics["params"]),
+        "flops": int(result.metrics["flops"]),
+        "task": setting.task().name,
+        "eval_per_class": EVAL_PER_CLASS,
+        "config": {k: v for k, v in asdict(config).items() if k != "device"},
+        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def run_setting(setting: Setting) -> None:
+    path = journal_path(setting)
+    done = {(r["cell_index"], r["seed"], r["epochs"]) for r in read_rows(path)}
+    cells = random_cells()
+    for run in planned_runs(setting):
+        if run.key in done:
+            continue
+        row = train_row(setting, run, cells[run.cell_index])
+        append_row(path, row)
+        print(
+            f"{row['finished_utc']} {setting.name} cell {run.cell_index:2d} seed {run.seed} "
+            f"E{run.epochs}: test {row['test']:.2f} valid {row['valid']:.2f} "
+            f"({row['seconds']:.0f} s)",
+            flush=True,
+        )
+
+
+PILOT_SCALES = [(n, r, 100, 2) for r in (16, 28) for n in (1, 3, 5)] + [
+    (n, 28, 500, 1) for n in (1, 5)
+]
+"""(N, resolution, per class, cells): every depth and size at 100 per class; 500 per class
+only at 28 px, to check that cost grows linearly in images (the pilot runs at nice 19 too)."""
+
+
+def run_pilot() -> None:
+    """CPU seconds per cell for one epoch (training and evaluation apart) at each pilot scale,
+    on the first random cells."""
+    path = RESULTS / "pilot.jsonl"
+    done = {(r["setting"], r["cell_index"]) for r in read_rows(path)}
+    for n, resolution, per_class, cells in PILOT_SCALES:
+        setting = Setting("fashion-mnist", n, resolution, per_class, epochs=1)
+        for index, cell in enumerate(random_cells()[:cells]):
+            if (setting.name, index) in done:
+                continue
+            row = train_row(setting, Run(index, 0, 1), cell)
+            append_row(path, row)
+            print(
+                f"pilot {setting.name} cell {index}: {row['train_cpu_seconds']} s train, "
+                f"{row['eval_cpu_seconds']} s evaluation (CPU)",
+                flush=True,
+            )
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pilot", action="store_true", help="time one epoch per scale, then run")
+    parser.add_argument("--report", action="store_true", help="write summary.md/json and stop")
+    parser.add_argument("--settings", nargs="*", help="setting names to run (default: GRID)")
+    args = parser.parse_args()
+    if args.report:
+        write_report(GRID, RESULTS)
+        return
+    if args.pilot:
+        run_pilot()
+    for setting in GRID:
+        if args.settings and setting.name not in args.settings:
+            continue
+        run_setting(setting)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""Summary of bench_protocol_scale.py's journals: ``summary.md`` and ``summary.json``.
+
+Per setting: the interquartile range of the random cells' test accuracy at E epochs (test is
+reported; valid is what a search would select on, shown beside it), the pooled seed-to-seed
+standard deviation, their ratio, Spearman and Kendall of the cells' test accuracies at E and
+2E, and the cost per cell. Settings still running are summarised from the rows so far.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import kendalltau, spearmanr
+
+from diffusionnag.io import atomic_write_json, atomic_write_text
+
+RATIO_NEEDED = 3.0
+SPEARMAN_NEEDED = 0.9
+FULL_NOISE_DOF = 9  # 3 cells x 4 seeds
+
+
+def read_rows(path: Path) -> list[dict]:
+    """Complete rows of a journal; a last line cut by a kill is dropped."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut by a kill
+    return rows
+
+
+def _iqr(values: np.ndarray) -> float:
+    q1, q3 = np.percentile(values, [25, 75])
+    return float(q3 - q1)
+
+
+def _seed_groups(rows: list[dict], epochs: int, split: str) -> list[np.ndarray]:
+    """Accuracies of each cell trained with two or more seeds at ``epochs``."""
+    by_cell: dict[int, list[float]] = {}
+    for row in rows:
+        if row["epochs"] == epochs and not row["failed"]:
+            by_cell.setdefault(row["cell_index"], []).append(row[split])
+    return [np.array(v) for v in by_cell.values() if len(v) >= 2]
+
+
+def _pooled_seed_std(groups: list[np.ndarray]) -> tuple[float, int]:
+    """Root of the within-cell variance pooled over ``groups``, and its degrees of freedom."""
+    if not groups:
+        return math.nan, 0
+    variances = [g.var(ddof=1) for g in groups]
+    dof = sum(len(g) - 1 for g in groups)
+    pooled = sum(v * (len(g) - 1) for v, g in zip(variances, groups, strict=True)) / dof
+    return float(math.sqrt(pooled)), dof
+
+
+def _seed0(rows: list[dict], epochs: int) -> dict[int, dict]:
+    return {
+        r["cell_index"]: r
+        for r in rows
+        if r["seed"] == 0 and r["epochs"] == epochs and not r["failed"]
+    }
+
+
+def _rank_agreement(short: dict[int, dict], long: dict[int, dict]) -> dict:
+    both = sorted(set(short) & set(long))
+    if len(both) < 5:
+        return {"pairs": len(both), "spearman": math.nan, "kendall": math.nan}
+    a = [short[i]["test"] for i in both]
+    b = [long[i]["test"] for i in both]
+    return {
+        "pairs": len(both),
+        "spearman": float(spearmanr(a, b).statistic),
+        "kendall": float(kendalltau(a, b).statistic),
+    }
+
+
+def summarise_setting(setting, rows: list[dict]) -> dict:
+    """The numbers of one setting (see the module docstring)."""
+    epochs = setting.epochs
+    short, long = _seed0(rows, epochs), _seed0(rows, 2 * epochs)
+    test = np.array([r["test"] for r in short.values()])
+    valid = np.array([r["valid"] for r in short.values()])
+    test_groups = _seed_groups(rows, epochs, "test")
+    noise_test, dof = _pooled_seed_std(test_groups)
+    noise_valid, _ = _pooled_seed_std(_seed_groups(rows, epochs, "valid"))
+    iqr_test = _iqr(test) if len(test) >= 4 else math.nan
+    summary = {
+        "setting": setting.name,
+        "cells_at_E": len(short),
+        "cells_at_2E": len(long),
+        "failed_rows": sum(bool(r["failed"]) for r in rows),
+        "test_iqr": iqr_test,
+        "test_range": [float(test.min()), float(test.max())] if len(test) else None,
+        "valid_iqr": _iqr(valid) if len(valid) >= 4 else math.nan,
+        "seed_std_test": noise_test,
+        "seed_std_valid": noise_valid,
+        "seed_std_dof": dof,
+        "seed_std_test_by_cell": [float(g.std(ddof=1)) for g in test_groups],
+        "ratio_test": iqr_test / noise_test if noise_test > 0 else math.nan,
+        "E_vs_2E": _rank_agreement(short, long),
+        "cpu_seconds_per_cell_E": _mean([_cpu(r) for r in short.values()]),
+        "cpu_seconds_per_cell_2E": _mean([_cpu(r) for r in long.values()]),
+        "train_cpu_seconds_per_epoch": _mean(
+            [r["train_cpu_seconds"] / r["epochs"] for r in rows if not r["failed"]]
+        ),
+        "wall_seconds_total": float(sum(r["seconds"] for r in rows)),
+    }
+    summary["verdict"] = _verdict(summary)
+    return summary
+
+
+def _cpu(row: dict) -> float:
+    return row["train_cpu_seconds"] + row["eval_cpu_seconds"]
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else math.nan
+
+
+def _verdict(s: dict) -> str:
+    if s["cells_at_E"] < 30 or s["seed_std_dof"] < FULL_NOISE_DOF:
+        return "incomplete"
+    spread = "separates" if s["ratio_test"] >= RATIO_NEEDED else "does not separate"
+    if s["E_vs_2E"]["pairs"] < 30:
+        return f"{spread}; E vs 2E incomplete"
+    final = "E is final" if s["E_vs_2E"]["spearman"] >= SPEARMAN_NEEDED else "E too short"
+    return f"{spread}; {final}"
+
+
+def _fmt(value: float, digits: int = 2) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _setting_line(s: dict) -> str:
+    agreement = s["E_vs_2E"]
+    low, high = s["test_range"] or (math.nan, math.nan)
+    by_cell = ", ".join(_fmt(v) for v in s["seed_std_test_by_cell"])
+    return (
+        f"| {s['setting']} | {s['cells_at_E']}/{s['cells_at_2E']} | {_fmt(s['test_iqr'])} "
+        f"| {_fmt(low, 1)}-{_fmt(high, 1)} | {_fmt(s['valid_iqr'])} "
+        f"| {_fmt(s['seed_std_test'])} ({s['seed_std_dof']} dof; by cell {by_cell}) "
+        f"| {_fmt(s['seed_std_valid'])} "
+        f"| {_fmt(s['ratio_test'], 1)} | {_fmt(agreement['spearman'])} / "
+        f"{_fmt(agreement['kendall'])} ({agreement['pairs']}) "
+        f"| {_fmt(s['cpu_seconds_per_cell_E'], 0)} / {_fmt(s['cpu_seconds_per_cell_2E'], 0)} "
+        f"| {_fmt(s['train_cpu_seconds_per_epoch'], 1)} | {s['verdict']} |"
+    )
+
+
+def _pilot_lines(rows: list[dict]) -> list[str]:
+    by_setting: dict[str, list[dict]] = {}
+    for row in rows:
+        by_setting.setdefault(row["setting"], []).append(row)
+    lines = [
+        "| scale (1 epoch) | cells | train CPU s/epoch, each cell | evaluation CPU s "
+        "(4,000 images) | wall s |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, group in by_setting.items():
+        train = ", ".join(f"{r['train_cpu_seconds']:.1f}" for r in group)
+        evaluation = _mean([r["eval_cpu_seconds"] for r in group])
+        wall = ", ".join(f"{r['seconds']:.0f}" for r in group)
+        lines.append(f"| {name} | {len(group)} | {train} | {_fmt(evaluation, 1)} | {wall} |")
+    return lines
+
+
+HEADER = """# Protocol scale: where do NB201 cells differ by more than seed noise?
+
+Written by `benchmarks/bench_protocol_scale.py --report` from the journals beside it (one per
+setting; rows so far for a setting still running). Per setting: the same 30 random cells
+(seed-0 training) at E and at 2E epochs; the first three cells also with seeds 1-3 at E.
+Accuracy is on the task's **test** split (Fashion-MNIST's test set, 200 per class); **valid**
+(200 per class drawn from Fashion-MNIST's training set, disjoint from the training images) is
+what a search would select on and is shown beside it. A setting qualifies when test IQR >= 3 x
+pooled seed std, and E is "final" when Spearman(E, 2E) >= 0.9. Cost is CPU seconds of the one
+training thread (process time; evaluation of 4,000 images included): the runs are at nice 19
+on a 2-core machine shared with other jobs, where wall time mostly measures those jobs.
+
+"""
+COLUMNS = (
+    "setting",
+    "cells E/2E",
+    "test IQR",
+    "test range",
+    "valid IQR",
+    "seed std test",
+    "seed std valid",
+    "ratio",
+    "Spearman / Kendall E vs 2E (pairs)",
+    "CPU s per cell E / 2E",
+    "train CPU s/epoch",
+    "verdict",
+)
+TABLE_HEAD = "| " + " | ".join(COLUMNS) + " |\n" + "| --- " * len(COLUMNS) + "|\n"
+
+
+def _rows_of(setting, results: Path) -> list[dict]:
+    """The rows of ``setting``'s scale journal at E and 2E epochs."""
+    wanted = (setting.epochs, 2 * setting.epochs)
+    return [r for r in read_rows(results / f"{setting.scale}.jsonl") if r["epochs"] in wanted]
+
+
+def write_report(grid, results: Path) -> None:
+    summaries = [summarise_setting(s, rows) for s in grid if (rows := _rows_of(s, results))]
+    text = HEADER + TABLE_HEAD + "".join(_setting_line(s) + "\n" for s in summaries)
+    pilot = read_rows(results / "pilot.jsonl")
+    if pilot:
+        text += "\n## Pilot: cost per cell per epoch\n\n" + "\n".join(_pilot_lines(pilot)) + "\n"
+    atomic_write_text(results / "summary.md", text)
+    clean = json.loads(json.dumps(summaries), parse_constant=lambda _: None)  # NaN -> null
+    atomic_write_json(results / "summary.json", {"settings": clean})
+    print(text)
