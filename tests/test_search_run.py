@@ -128,6 +128,16 @@ def test_resume_with_a_larger_budget_extends_the_run(
     assert extended.archs() == straight.archs()
 
 
+def test_journals_are_refused_in_one_line_without_file_locks(
+    nb201_table: NB201Table, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from diffusionnag.search import journal
+
+    monkeypatch.setattr(journal, "fcntl", None)  # as on Windows
+    with pytest.raises(ValueError, match="journals need POSIX file locks"):
+        search(nb201_table, "random", 2, journal_path=tmp_path / "run.jsonl")
+
+
 def test_journals_name_shipped_files_without_the_install_path(tmp_path: Path) -> None:
     from diffusionnag.pretrained import SHIPPED, portable
 

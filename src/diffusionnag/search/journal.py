@@ -8,17 +8,23 @@ a journal whose only line is a torn header starts afresh.
 Corruption is prevented, not detected afterwards: the process that opens a journal holds an
 exclusive ``flock`` on it until it closes it (the kernel releases it when the process dies), so
 a second writer is refused with the holder's PID, read from the sidecar ``NAME.lock``; and the
-trial indices must run 0, 1, 2, ... both when appended and when read back.
+trial indices must run 0, 1, 2, ... both when appended and when read back. Where there is no
+``flock`` (Windows), opening a journal is refused with one line saying so.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; journals are refused there (see _lock)
+    fcntl = None  # type: ignore[assignment]
 
 from diffusionnag.io import parse_jsonl
 from diffusionnag.pretrained import portable
@@ -123,7 +129,13 @@ def _holder(lock_file: Path) -> int | None:
 
 
 def _lock(handle: Any, path: Path) -> None:
-    """Take the journal's exclusive lock, or say which process holds it."""
+    """Take the journal's exclusive lock, or say which process holds it. Without ``flock``
+    (Windows) a journal cannot be protected from a second writer, so it is refused."""
+    if fcntl is None:
+        raise ValueError(
+            f"journal {path}: journals need POSIX file locks (fcntl), which {sys.platform} "
+            "lacks; run on Linux or macOS (WSL on Windows)"
+        )
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
