@@ -73,6 +73,15 @@ def test_batch_size_follows_workers(given: int | None, workers: int, expected: i
     assert batch_size_for(given, workers) == expected
 
 
+def test_a_resumed_run_keeps_its_journal_batch_size(tmp_path: Path) -> None:
+    from diffusionnag.cli.search import batch_size_for
+
+    journal = tmp_path / "run.jsonl"
+    journal.write_text('{"type": "header", "batch_size": 1}\n')
+    assert batch_size_for(None, 2, journal) == 1
+    assert batch_size_for(3, 2, journal) == 3
+
+
 def test_a_batch_below_the_workers_is_said(capsys: pytest.CaptureFixture[str]) -> None:
     from diffusionnag.cli.search import batch_size_for
 

@@ -90,17 +90,37 @@ def outputs_line(out: Path) -> str:
     return ", ".join(f"{name} -> {shown_path(path)}" for name, path in files.items())
 
 
-def batch_size_for(given: int | None, workers: int) -> int:
-    """``--batch-size``, by default ``--workers`` (a batch of one keeps all but one worker
-    idle); a batch smaller than the workers is kept, with a line saying what it costs."""
+def _resumed(args: argparse.Namespace) -> Path | None:
+    journal = args.out.with_suffix(".jsonl")
+    return journal if args.resume and journal.is_file() else None
+
+
+def batch_size_for(given: int | None, workers: int, journal: Path | None = None) -> int:
+    """``--batch-size``, by default the resumed journal's (its trajectory depends on it), else
+    ``--workers`` (a batch of one keeps all but one worker idle); a batch smaller than the
+    workers is kept, with a line saying what it costs."""
+    if given is None and journal is not None:
+        given = _journal_batch_size(journal)
     if given is None:
         return workers
     if given < workers:
         print(
-            f"note: --batch-size {given} < --workers {workers}: only {given} of the workers "
+            f"note: batch size {given} < --workers {workers}: only {given} of the workers "
             "can be busy at once"
         )
     return given
+
+
+def _journal_batch_size(journal: Path) -> int | None:
+    """The batch size in a journal's header line, ``None`` where it cannot be read (opening the
+    journal then reports what is wrong)."""
+    try:
+        with journal.open(encoding="utf-8") as handle:
+            header = parse_json(handle.readline(1_000_000))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    size = header.get("batch_size") if isinstance(header, dict) else None
+    return size if isinstance(size, int) and size >= 1 else None
 
 
 def add_executor_options(parser: argparse.ArgumentParser, default_workers: int) -> None:
@@ -176,7 +196,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         ),
         options=parse_options(args.option),
         progress=not args.quiet,
-        batch_size=batch_size_for(args.batch_size, args.workers),
+        batch_size=batch_size_for(args.batch_size, args.workers, _resumed(args)),
         workers=args.workers,
         executor=args.executor,
         ray_address=args.ray_address,
