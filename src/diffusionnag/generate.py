@@ -94,7 +94,13 @@ def generate(
     on_step: Callable[[], None] | None = None,
 ) -> Generation:
     """Generate ``num`` samples; ``score`` overrides the model's own (e.g. a guided score).
-    ``on_step`` is called after every sampler step of every batch (a progress bar's tick)."""
+    ``on_step`` is called after every sampler step of every batch (a progress bar's tick).
+
+    >>> from diffusionnag import SamplerConfig, default_score_model, generate
+    >>> result = generate(default_score_model(), 16, SamplerConfig("em", 10), seed=0)
+    >>> len(result.archs), all(arch.space == "nb201" for arch in result.valid)
+    (16, True)
+    """
     if num < 1:
         raise ValueError(f"number of architectures to generate must be >= 1, got {num}")
     space, sde = model.space, model.sde
