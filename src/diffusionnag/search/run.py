@@ -95,11 +95,9 @@ def run_search(
         result_path = journal_path.with_name(journal_path.stem + ".result.json")
     if result_path is not None:
         sections = {**strategy.result_sections(), **(report(history) if report else {})}
-        described = {
-            "value_name": getattr(evaluator, "value_name", "value"),
-            "elapsed_seconds": round(time.perf_counter() - started, 2),
-        }
-        result = {**run_result(history, header), **described, **portable(sections)}
+        result = {**run_result(history, header), **portable(sections)}
+        result["value_name"] = getattr(evaluator, "value_name", "value")
+        result["elapsed_seconds"] = round(time.perf_counter() - started, 2)
         atomic_write_json(result_path, result)
     return history
 
