@@ -59,6 +59,7 @@ def test_a_piped_transfer_writes_plain_lines(nb201_table_path: Path, tmp_path: P
     _assert_plain(text)
     assert "generation round 1:" in text and "cell 2/2:" in text
     assert "<package>/assets/" in text and "site-packages" not in text
+    assert (tmp_path / "runs/t_reference.png").is_file()  # among all cells of the table
 
 
 def test_help_shows_defaults() -> None:

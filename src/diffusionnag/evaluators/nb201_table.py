@@ -163,6 +163,10 @@ class TableEvaluator(Evaluator):
         """The table's best value on this dataset (a plot's reference line)."""
         return self._table.optimum(self.dataset)[1]
 
+    def table_values(self) -> np.ndarray:
+        """Every cell's value on this dataset (where a found cell stands among them)."""
+        return self._table.accuracies(self.dataset)
+
     def evaluate(self, arch: Arch) -> EvalResult:
         return self._table.query(arch, dataset=self.dataset)
 

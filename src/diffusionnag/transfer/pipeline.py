@@ -19,6 +19,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from diffusionnag.evaluators.base import Evaluator
 from diffusionnag.evaluators.registry import BenchmarkSpec, Target
 from diffusionnag.evaluators.training import TrainConfig
 from diffusionnag.search.history import History
@@ -104,31 +107,48 @@ def run_transfer(job: TransferJob) -> TransferRun:
 
     history = run_prepared(prepared, report=reference_section)
     transfer = prepared.strategy.result_sections().get("transfer", {})
-    value_name = prepared.target.evaluator.value_name
-    plot = plot_reference(history, reference, Path(job.search.out), {})
-    return TransferRun(history, transfer, _place(history, reference), value_name, plot)
+    evaluator = prepared.target.evaluator
+    plot = plot_reference(history, Path(job.search.out), _distribution(reference, evaluator))
+    return TransferRun(history, transfer, _place(history, reference), evaluator.value_name, plot)
+
+
+Distribution = tuple[np.ndarray, str]
+"""Test accuracies of reference cells and what they are (a legend label)."""
+
+
+def _distribution(reference: Reference | None, evaluator: Evaluator) -> Distribution | None:
+    """The cells to place the chosen one among: the reference's random cells trained the same
+    way, else every cell of a table target, else none."""
+    if reference is not None:
+        label = f"{len(reference.cells)} random cells of {reference.task} trained the same way"
+        return reference.test_accuracies, label
+    table_values = getattr(evaluator, "table_values", None)
+    if callable(table_values):
+        values = table_values()
+        return values, f"all {len(values)} cells of the table ({evaluator.dataset})"
+    return None
 
 
 def plot_reference(
-    history: History, reference: Reference | None, out: Path, picks: Mapping[str, float]
+    history: History,
+    out: Path,
+    distribution: Distribution | None,
+    picks: Mapping[str, float] | None = None,
 ) -> Path | None:
-    """``<out stem>_reference.png``: the reference cells' test accuracies with the chosen
-    cell's marked, then each of ``picks`` (e.g. baselines' chosen cells by name); ``None`` and
-    no file without a reference or an evaluated cell."""
+    """``<out stem>_reference.png``: a histogram of the ``distribution``'s test accuracies with
+    the chosen cell's marked, then each of ``picks`` (e.g. baselines' chosen cells by name);
+    ``None`` and no file without a distribution or an evaluated cell."""
     from diffusionnag.search.plots import plot_placement  # matplotlib: only when plotting
 
     best = history.best
-    if reference is None or best is None:
+    if distribution is None or best is None:
         return None
+    values, label = distribution
     chosen = best.metrics.get("test_accuracy", best.value)
     path = out.with_name(out.stem + "_reference.png")
-    plot_placement(
-        reference.test_accuracies,
-        {"chosen cell": chosen, **picks},
-        path,
-        title=f"chosen cell among {len(reference.cells)} random cells of {reference.task}",
-        reference_label="random cells trained the same way",
-    )
+    title = "the chosen cell's test accuracy among the reference cells"
+    plot_placement(values, {"chosen cell": chosen, **(picks or {})}, path, title=title,
+                   reference_label=label)  # fmt: skip
     return path
 
 
