@@ -24,11 +24,15 @@ from diffusionnag.evaluators.registry import (
 from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator, steps_per_epoch
 from diffusionnag.search.chance import chance_margin, chance_warning
 from diffusionnag.search.history import History
+from diffusionnag.search.journal import journal_epochs
 from diffusionnag.spaces.nb201 import NB201Space
 from diffusionnag.transfer.defaults import SHIPPED_IMAGES, default_meta_predictor
 
 CLASSES, PER_CLASS, SIZE = 3, 30, 16
-CHEAP_CELL = "|skip_connect~0|+|nor_conv_1x1~0|skip_connect~1|+|skip_connect~0|avg_pool_3x3~1|skip_connect~2|"
+CHEAP_CELL = (
+    "|skip_connect~0|+|nor_conv_1x1~0|skip_connect~1|"
+    "+|skip_connect~0|avg_pool_3x3~1|skip_connect~2|"
+)
 
 
 def _write_folder(root: Path, *, learnable: bool, seed: int = 0) -> Path:
@@ -170,3 +174,17 @@ def test_transfer_on_a_folder_reads_its_images(
     assert Path(transfer["meta_predictor"]).name == SHIPPED_IMAGES
     assert "2 epochs" in transfer["labels"] and "Fashion-MNIST" in transfer["labels"]
     assert transfer["labels"] in printed
+
+
+def test_resume_without_epochs_keeps_the_journals_length(
+    noise: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run.json"
+    assert _search(noise, out, "--epochs", "2") == 0
+    assert journal_epochs(out.with_suffix(".jsonl")) == 2
+    assert _search(noise, out, "--resume") == 0  # not the default's 200 steps: no mismatch
+    assert "error" not in capsys.readouterr().err
+    stepped = tmp_path / "stepped.jsonl"
+    header = {"type": "header", "protocol": {"train": {"epochs": 200, "steps": 200}}}
+    stepped.write_text(json.dumps(header) + "\n")
+    assert journal_epochs(stepped) is None and journal_epochs(tmp_path / "none.jsonl") is None

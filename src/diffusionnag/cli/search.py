@@ -28,6 +28,7 @@ from diffusionnag.search.job import (
     run_prepared,
     run_warnings,
 )
+from diffusionnag.search.journal import journal_epochs
 from diffusionnag.search.strategies import STRATEGIES, standalone_strategies
 from diffusionnag.spaces import SPACES, get_space
 
@@ -141,6 +142,13 @@ def parse_strategy_options(pairs: list[str], strategies: list[str]) -> dict[str,
     return options
 
 
+def _epochs(args: argparse.Namespace) -> int | None:
+    """The epochs given, else those of the journal being resumed (``None``: the default)."""
+    if args.epochs is None and args.resume:
+        return journal_epochs(args.out.with_suffix(".jsonl"))
+    return args.epochs
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     resolve_device(args.device)  # also for table benchmarks, which never use it
     check_writable(args.out, folder=False)
@@ -157,7 +165,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         data_root=args.data_root,
         train=train_config(
             benchmark,
-            args.epochs,
+            _epochs(args),
             width_mult=args.width_mult,
             seed=args.seed,
             device=args.device,

@@ -15,6 +15,7 @@ from diffusionnag.predictors.extractor import EXTRACTOR_NAMES
 from diffusionnag.predictors.meta import MetaPredictorConfig
 from diffusionnag.predictors.task_encoders import ENCODERS, encoder_needs
 from diffusionnag.search.job import SearchJob, best_table
+from diffusionnag.search.journal import journal_epochs
 from diffusionnag.spaces import SPACES, get_space
 from diffusionnag.transfer.pipeline import TRANSFER_STRATEGIES, TransferJob, run_transfer
 
@@ -208,6 +209,13 @@ def _strategy_options(args: argparse.Namespace) -> dict[str, object]:
     return {**options, **{k: defaults[k] if v is None else v for k, v in generation.items()}}
 
 
+def _epochs(args: argparse.Namespace) -> int | None:
+    """The epochs given, else those of the journal being resumed (``None``: the default)."""
+    if args.epochs is None and args.resume:
+        return journal_epochs(args.out.with_suffix(".jsonl"))
+    return args.epochs
+
+
 def cmd_transfer(args: argparse.Namespace) -> int:
     check_writable(args.out, folder=False)
     benchmark = BenchmarkSpec.parse(args.benchmark)
@@ -221,7 +229,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         resume=args.resume,
         table=args.table,
         data_root=args.data_root,
-        train=train_config(benchmark, args.epochs, seed=args.seed, device=args.device),
+        train=train_config(benchmark, _epochs(args), seed=args.seed, device=args.device),
         options=_strategy_options(args),
         progress=not args.quiet,
     )
