@@ -186,9 +186,10 @@ DEFAULT_TRAIN_STEPS = 200
 """The least number of SGD steps ``train:`` gives a dataset when no epochs are given. 4 epochs
 of a 3 x 30-image folder (54 training images, one step an epoch) were 4 steps and left every
 cell at chance. On a folder of noisy stripes (``benchmarks/bench_folder_steps.py``), 3 random
-cells scored a mean of 30 % after 16 steps, 72 % after 64 (one cell still at chance) and 80 %
-after 128 (that cell at 44 %, 8 of 18); 200 steps leave room for slow cells. Datasets of 3,200+
-training images keep their 4 epochs; digits (1,078) gets 12 epochs where it had 4."""
+cells scored a mean of 30 % after 16 steps, 72 % after 64 (one cell still at chance), 80 %
+after 128 and 82 % after 256 (that cell at 44 %, 8 of 18, with both): the gain flattens past
+128, and 200 leaves room for images harder than stripes. Datasets of 3,200+ training images
+keep their 4 epochs; digits (1,078) gets 12 epochs where it had 4."""
 
 register_evaluator("train", _dataset_target, "train:<dataset>", default_steps=DEFAULT_TRAIN_STEPS)
 # Two epochs: the protocol meta-datasets and shipped references are built under.
