@@ -48,8 +48,8 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
         default=str(DEFAULT_JOB.benchmark),
         help="nb201:<cifar10|cifar100|ImageNet16-120> (table), nb201-valid:<cifar10-valid|cifar100|"
         "ImageNet16-120> (one seed's validation accuracy) or train:<digits|folder:PATH|"
-        "cifar10|cifar100> (real training) or task:<task name> (training on a task cut from a "
-        "dataset, e.g. task:digits/c0-1-2/n50/r8/s0); default %(default)s",
+        "idx:PATH|cifar10|cifar100> (real training) or task:<task name> (training on a task "
+        "cut from a dataset, e.g. task:digits/c0-1-2/n50/r8/s0); default %(default)s",
     )
     parser.add_argument("--table", type=Path, help="NATS-Bench topology CSV for nb201:*")
     parser.add_argument("--data-root", type=Path, help="folder holding local CIFAR files")
