@@ -22,7 +22,7 @@ from typing import Any
 from diffusionnag.evaluators.registry import BenchmarkSpec, Target
 from diffusionnag.evaluators.training import TrainConfig
 from diffusionnag.search.history import History
-from diffusionnag.search.job import SearchJob, prepare_job, run_prepared
+from diffusionnag.search.job import SearchJob, prepare_job, run_prepared, run_warnings
 from diffusionnag.transfer.reference import Placement, Reference, read_reference, shipped_reference
 
 TRANSFER_STRATEGIES = ("transfer", "transfer-bo")
@@ -82,6 +82,8 @@ class TransferRun:
     """The result's ``transfer`` section: meta-predictor, what it was trained on, candidates."""
     placement: Placement | None
     """Where the chosen cell's test accuracy falls among the reference's random cells."""
+    warnings: list[str] = field(default_factory=list)
+    """One line each on what the numbers cannot say (:func:`run_warnings`)."""
 
 
 def run_transfer(job: TransferJob) -> TransferRun:
@@ -100,7 +102,8 @@ def run_transfer(job: TransferJob) -> TransferRun:
 
     history = run_prepared(prepared, report=reference_section)
     transfer = prepared.strategy.result_sections().get("transfer", {})
-    return TransferRun(history, transfer, _place(history, reference))
+    warnings = run_warnings(history, prepared.target)
+    return TransferRun(history, transfer, _place(history, reference), warnings)
 
 
 def _reference(given: Reference | None, target: Target, train: TrainConfig) -> Reference | None:
