@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -14,12 +15,23 @@ from diffusionnag.cli.common import (
     shown_path,
 )
 from diffusionnag.device import resolve_device
-from diffusionnag.evaluators.registry import BenchmarkSpec
-from diffusionnag.evaluators.training import TrainConfig
+from diffusionnag.evaluators.registry import (
+    DEFAULT_TRAIN_STEPS,
+    BenchmarkSpec,
+    train_config,
+)
 from diffusionnag.execution import EXECUTORS
 from diffusionnag.harness.protocols import PROTOCOLS
 from diffusionnag.io import parse_json
-from diffusionnag.search.job import SearchJob, best_table, chosen_line, prepare_job, run_prepared
+from diffusionnag.search.job import (
+    SearchJob,
+    best_table,
+    chosen_line,
+    prepare_job,
+    run_prepared,
+    run_warnings,
+)
+from diffusionnag.search.journal import journal_epochs
 from diffusionnag.search.strategies import STRATEGIES, standalone_strategies
 from diffusionnag.spaces import SPACES
 
@@ -39,9 +51,10 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
         default=str(DEFAULT_JOB.benchmark),
         help="nb201:<cifar10|cifar100|ImageNet16-120> (table), nb201-valid:<cifar10-valid|cifar100|"
         "ImageNet16-120> (one seed's validation accuracy) or train:<digits|folder:PATH|"
-        "cifar10|cifar100> (real training) or task:<task name> (training on a task cut from a "
-        "dataset, e.g. task:digits/c0-1-2/n50/r8/s0) or ofa:imagenet[,max_flops=F,...] "
-        "(predicted ImageNet top-1 of MobileNetV3 subnets; --space mbv3); default %(default)s",
+        "idx:PATH|cifar10|cifar100> (real training) or task:<task name> (training on a task "
+        "cut from a dataset, e.g. task:digits/c0-1-2/n50/r8/s0) or ofa:imagenet[,max_flops=F,"
+        "...] (predicted ImageNet top-1 of MobileNetV3 subnets; --space mbv3); "
+        "default %(default)s",
     )
     parser.add_argument("--table", type=Path, help="NATS-Bench topology CSV for nb201:*")
     parser.add_argument("--data-root", type=Path, help="folder holding local CIFAR files")
@@ -58,8 +71,9 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--epochs",
         type=positive_int,
-        default=DEFAULT_JOB.train.epochs,
-        help="training epochs per candidate (train:*)",
+        help="training epochs per candidate; default: 4 for train:* raised to at least "
+        f"{DEFAULT_TRAIN_STEPS} SGD steps for small datasets, 2 for task:* (the meta-dataset "
+        "protocol)",
     )
     parser.add_argument(
         "--width-mult",
@@ -177,13 +191,21 @@ def parse_strategy_options(pairs: list[str], strategies: list[str]) -> dict[str,
     return options
 
 
+def _epochs(args: argparse.Namespace) -> int | None:
+    """The epochs given, else those of the journal being resumed (``None``: the default)."""
+    if args.epochs is None and args.resume:
+        return journal_epochs(args.out.with_suffix(".jsonl"))
+    return args.epochs
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     resolve_device(args.device)  # also for table benchmarks, which never use it
     check_writable(args.out, folder=False)
+    benchmark = BenchmarkSpec.parse(args.benchmark)
     job = SearchJob(
         strategy=args.strategy,
         space=args.space,
-        benchmark=BenchmarkSpec.parse(args.benchmark),
+        benchmark=benchmark,
         budget=args.budget,
         seed=args.seed,
         out=args.out,
@@ -191,8 +213,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         table=args.table,
         data_root=args.data_root,
         ofa_dir=args.ofa_dir,
-        train=TrainConfig(
-            epochs=args.epochs, width_mult=args.width_mult, seed=args.seed, device=args.device
+        train=train_config(
+            benchmark,
+            _epochs(args),
+            width_mult=args.width_mult,
+            seed=args.seed,
+            device=args.device,
         ),
         options=parse_options(args.option),
         progress=not args.quiet,
@@ -204,6 +230,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     prepared = prepare_job(job)
     history = run_prepared(prepared)
+    for warning in run_warnings(history, prepared.target):
+        print(f"diffusionnag: warning: {warning}", file=sys.stderr)
     value_name = prepared.target.evaluator.value_name
     print(best_table(history, prepared.space, value_name))
     print(chosen_line(history, prepared.space, value_name, time.perf_counter() - started))

@@ -22,6 +22,7 @@ from diffusionnag.evaluators.registry import BenchmarkSpec, Target, TargetSettin
 from diffusionnag.evaluators.training import TrainConfig, TrainProgress
 from diffusionnag.progress import interactive, phase
 from diffusionnag.search.base import SearchStrategy
+from diffusionnag.search.chance import chance_warning
 from diffusionnag.search.history import History
 from diffusionnag.search.run import check_budget, run_search
 from diffusionnag.search.strategies import get_strategy, strategy_class
@@ -129,11 +130,24 @@ def run_job(job: SearchJob) -> History:
     return run_prepared(prepare_job(job))
 
 
+def run_warnings(history: History, target: Target) -> list[str]:
+    """What a user should know about a finished run's numbers (one line each; the result JSON
+    holds them under ``warnings``): so far, that every cell scored at chance."""
+    warning = chance_warning(history, target)
+    return [] if warning is None else [warning]
+
+
 def run_prepared(prepared: PreparedJob, report: Report | None = None) -> History:
     """The strategy against the target with the job's budget and execution, journaled next to
     ``job.out`` (refusing to overwrite a journal unless resuming), plus the result (with the
-    sections ``report`` adds) and the plot."""
+    sections ``report`` adds and the :func:`run_warnings`) and the plot."""
     job, strategy, space = prepared.job, prepared.strategy, prepared.space
+
+    def sections(history: History) -> Mapping[str, Any]:
+        added = dict(report(history)) if report else {}
+        warnings = run_warnings(history, prepared.target)
+        return {**added, "warnings": warnings} if warnings else added
+
     out = Path(job.out)
     journal = out.with_suffix(".jsonl")
     if journal.exists() and not job.resume:
@@ -152,7 +166,7 @@ def run_prepared(prepared: PreparedJob, report: Report | None = None) -> History
         executor=job.executor,
         ray_address=job.ray_address,
         stop_value=job.stop_value,
-        report=report,
+        report=sections,
     )
     title = f"{strategy.name} on {job.benchmark}"
     plot_history(history, out.with_suffix(".png"), title, prepared.target.evaluator)

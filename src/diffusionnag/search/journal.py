@@ -26,12 +26,14 @@ try:
 except ImportError:  # Windows: no flock; journals are refused there (see _lock)
     fcntl = None  # type: ignore[assignment]
 
-from diffusionnag.io import parse_jsonl
+from diffusionnag.io import parse_json, parse_jsonl
 from diffusionnag.pretrained import portable
 from diffusionnag.search.history import Trial
 from diffusionnag.spaces.base import SearchSpace
 
 JOURNAL_FORMAT = 2
+MAX_HEADER_BYTES = 1 << 20
+"""A header line longer than this is not read for its epochs (a header is a few KB)."""
 
 
 class Journal:
@@ -208,3 +210,24 @@ def _check_header(path: Path, found: Mapping[str, Any], expected: Mapping[str, A
             + "; ".join(diffs)
             + "); rerun with the journal's settings or start a new journal"
         )
+
+
+def journal_epochs(path: Path) -> int | None:
+    """The fixed epochs the run in the journal at ``path`` trained with, or ``None`` (no
+    journal, no training, or a least number of steps, which a default run gets again).
+
+    A resumed run given no epochs keeps the length it started with: a journal written when
+    ``train:`` defaulted to 4 epochs, or one started with ``--epochs``, resumes as it was.
+    Anything unreadable is left to :func:`open_journal` to report.
+    """
+    try:
+        with open(path, "rb") as handle:
+            header = parse_json(handle.readline(MAX_HEADER_BYTES).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    protocol = header.get("protocol") if isinstance(header, dict) else None
+    train = protocol.get("train") if isinstance(protocol, dict) else None
+    if not isinstance(train, dict) or "steps" in train:
+        return None
+    epochs = train.get("epochs")
+    return epochs if type(epochs) is int and epochs >= 1 else None

@@ -20,7 +20,6 @@ them in plan order, so a killed build loses at most the rows in flight.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Iterator
@@ -75,7 +74,7 @@ class BuildConfig:
 
     def protocol(self) -> dict[str, Any]:
         """How every row's numbers were measured."""
-        train = {k: v for k, v in dataclasses.asdict(self.train).items() if k != "device"}
+        train = self.train.settings()
         cfg = self.train
         network = (
             f"nb201 C={cfg.channels} N={cfg.cells_per_stage}"

@@ -25,7 +25,7 @@ from diffusionnag.evaluators.base import Evaluator
 from diffusionnag.evaluators.registry import BenchmarkSpec, Target
 from diffusionnag.evaluators.training import TrainConfig
 from diffusionnag.search.history import History
-from diffusionnag.search.job import SearchJob, prepare_job, run_prepared
+from diffusionnag.search.job import SearchJob, prepare_job, run_prepared, run_warnings
 from diffusionnag.transfer.reference import Placement, Reference, read_reference, shipped_reference
 
 TRANSFER_STRATEGIES = ("transfer", "transfer-bo")
@@ -89,6 +89,8 @@ class TransferRun:
     """What the trials' ``value`` is (the target evaluator's ``value_name``)."""
     placement_plot: Path | None = None
     """The reference histogram with the chosen cell marked, where there is a reference."""
+    warnings: list[str] = field(default_factory=list)
+    """One line each on what the numbers cannot say (:func:`run_warnings`)."""
 
 
 def run_transfer(job: TransferJob) -> TransferRun:
@@ -109,7 +111,9 @@ def run_transfer(job: TransferJob) -> TransferRun:
     transfer = prepared.strategy.result_sections().get("transfer", {})
     evaluator = prepared.target.evaluator
     plot = plot_reference(history, Path(job.search.out), _distribution(reference, evaluator))
-    return TransferRun(history, transfer, _place(history, reference), evaluator.value_name, plot)
+    placement = _place(history, reference)
+    warnings = run_warnings(history, prepared.target)
+    return TransferRun(history, transfer, placement, evaluator.value_name, plot, warnings)
 
 
 Distribution = tuple[np.ndarray, str]
