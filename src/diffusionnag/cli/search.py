@@ -46,24 +46,7 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--strategy", choices=sorted(STRATEGIES), default=DEFAULT_JOB.strategy)
     parser.add_argument("--space", choices=sorted(SPACES), default=DEFAULT_JOB.space)
-    parser.add_argument(
-        "--benchmark",
-        default=str(DEFAULT_JOB.benchmark),
-        help="nb201:<cifar10|cifar100|ImageNet16-120> (table), nb201-valid:<cifar10-valid|cifar100|"
-        "ImageNet16-120> (one seed's validation accuracy) or train:<digits|folder:PATH|"
-        "idx:PATH|cifar10|cifar100> (real training) or task:<task name> (training on a task "
-        "cut from a dataset, e.g. task:digits/c0-1-2/n50/r8/s0) or ofa:imagenet[,max_flops=F,"
-        "...] (predicted ImageNet top-1 of MobileNetV3 subnets; --space mbv3); "
-        "default %(default)s",
-    )
-    parser.add_argument("--table", type=Path, help="NATS-Bench topology CSV for nb201:*")
-    parser.add_argument("--data-root", type=Path, help="folder holding local CIFAR files")
-    parser.add_argument(
-        "--ofa-dir",
-        type=Path,
-        help="once-for-all accuracy predictor and Note10 latency tables for ofa:* "
-        "(default: $DIFFUSIONNAG_OFA_DIR, else the nearest shared/data/ofa)",
-    )
+    _add_benchmark_options(parser)
     parser.add_argument("--budget", type=positive_int, default=DEFAULT_JOB.budget)
     parser.add_argument("--seed", type=int, default=DEFAULT_JOB.seed)
     parser.add_argument("--out", type=Path, default=DEFAULT_JOB.out, help="result JSON")
@@ -97,6 +80,28 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
     add_executor_options(parser, default_workers=DEFAULT_JOB.workers)
     add_device_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_benchmark_options(parser: argparse.ArgumentParser) -> None:
+    """What to evaluate against, and where its data lives."""
+    parser.add_argument(
+        "--benchmark",
+        default=str(DEFAULT_JOB.benchmark),
+        help="nb201:<cifar10|cifar100|ImageNet16-120> (table), nb201-valid:<cifar10-valid|cifar100|"
+        "ImageNet16-120> (one seed's validation accuracy) or train:<digits|folder:PATH|"
+        "idx:PATH|cifar10|cifar100> (real training) or task:<task name> (training on a task "
+        "cut from a dataset, e.g. task:digits/c0-1-2/n50/r8/s0) or ofa:imagenet[,max_flops=F,"
+        "...] (predicted ImageNet top-1 of MobileNetV3 subnets; --space mbv3); "
+        "default %(default)s",
+    )
+    parser.add_argument("--table", type=Path, help="NATS-Bench topology CSV for nb201:*")
+    parser.add_argument("--data-root", type=Path, help="folder holding local CIFAR files")
+    parser.add_argument(
+        "--ofa-dir",
+        type=Path,
+        help="once-for-all accuracy predictor and Note10 latency tables for ofa:* "
+        "(default: $DIFFUSIONNAG_OFA_DIR, else the nearest shared/data/ofa)",
+    )
 
 
 def outputs_line(out: Path) -> str:

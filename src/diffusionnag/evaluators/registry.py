@@ -24,7 +24,8 @@ from typing import Any
 from torch import Tensor
 
 from diffusionnag.evaluators.base import Evaluator
-from diffusionnag.evaluators.datasets import ImageDataset, load_dataset
+from diffusionnag.evaluators.datasets import load_dataset
+from diffusionnag.evaluators.image_data import ImageDataset
 from diffusionnag.evaluators.nb201_table import NB201Table, TableEvaluator
 from diffusionnag.evaluators.nb201_valid import ValidationEvaluator
 from diffusionnag.evaluators.ofa import ofa_evaluator

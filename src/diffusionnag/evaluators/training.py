@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from diffusionnag.device import resolve_device
 from diffusionnag.evaluators.base import EvalResult, Evaluator
-from diffusionnag.evaluators.datasets import ImageDataset, Split, upscale
+from diffusionnag.evaluators.image_data import ImageDataset, Split, upscale
 from diffusionnag.nn.mbv3 import MBV3Net, mbv3_costs
 from diffusionnag.nn.nb201 import build_nb201_network, nb201_costs
 from diffusionnag.spaces.base import Arch, SearchSpace

@@ -55,38 +55,26 @@ def run_search(
 ) -> History:
     """Evaluate ``budget`` distinct cells (by canonical key) proposed by ``strategy``.
 
-    ``journal_path``: JSONL journal, one line per trial as it happens. ``resume=True`` replays an
-    existing journal (its header must match these settings) and continues; without a journal
-    there it starts one. The final result (settings, trajectory, best) is written atomically to
-    ``result_path``, by default next to the journal as ``<journal stem>.result.json``.
-    ``stop_value``: end early once a trial reaches it (a benchmark that knows the optimum).
-    ``workers``, ``executor`` (``local`` or ``ray``), ``ray_address``: where a batch's cells
-    are evaluated (see :func:`evaluation_executor`); one local worker is this process.
-    The result also holds the strategy's :meth:`~SearchStrategy.result_sections` and those
-    ``report`` makes of the finished history (where the chosen cell stands, say), what
-    ``value`` is (``value_name``) and this call's wall time (``elapsed_seconds``; a resumed
-    run counts from its resumption).
+    ``journal_path``: JSONL, one line per trial as it happens; ``resume=True`` replays it (its
+    header must match these settings) and continues. The result (:func:`_result`) is written
+    atomically to ``result_path`` (default: ``<journal stem>.result.json``). ``stop_value``:
+    end once a trial reaches it. ``workers``, ``executor``, ``ray_address``: where a batch's
+    cells are evaluated (:func:`evaluation_executor`). ``report`` adds sections made of the
+    finished history (where the chosen cell stands, say); ``elapsed_seconds`` counts a resumed
+    run from its resumption.
     """
     started = time.perf_counter()
     header = run_header(strategy, evaluator, space, budget, batch_size)
     if resume and journal_path is None:
         raise ValueError("resume=True needs a journal_path to resume from")
     pool = evaluation_executor(executor, workers, evaluator, address=ray_address)
-    loop: dict[str, Any] = {
-        "batch_size": batch_size,
-        "progress": progress,
-        "stop_value": stop_value,
-    }
+    loop: dict[str, Any] = dict(batch_size=batch_size, progress=progress, stop_value=stop_value)
     try:
         if journal_path is None:
             history = search_trials(strategy, evaluator, space, budget, [], executor=pool, **loop)
         else:
-            journal, replayed = open_journal(journal_path, header, space, resume=resume)
-            with journal:
-                history = search_trials(
-                    strategy, evaluator, space, budget, replayed, executor=pool,
-                    on_trial=journal.append, **loop,
-                )  # fmt: skip
+            history = _journaled(strategy, evaluator, space, budget, journal_path, header, resume,
+                                 executor=pool, **loop)  # fmt: skip
     finally:
         if pool is not None:
             pool.shutdown(wait=False)
@@ -95,11 +83,42 @@ def run_search(
         result_path = journal_path.with_name(journal_path.stem + ".result.json")
     if result_path is not None:
         sections = {**strategy.result_sections(), **(report(history) if report else {})}
-        result = {**run_result(history, header), **portable(sections)}
-        result["value_name"] = getattr(evaluator, "value_name", "value")
-        result["elapsed_seconds"] = round(time.perf_counter() - started, 2)
+        result = _result(history, header, evaluator, sections, time.perf_counter() - started)
         atomic_write_json(result_path, result)
     return history
+
+
+def _journaled(
+    strategy: SearchStrategy,
+    evaluator: Evaluator,
+    space: SearchSpace,
+    budget: int,
+    journal_path: str | Path,
+    header: dict[str, Any],
+    resume: bool,
+    **loop: Any,
+) -> History:
+    """:func:`search_trials` appending each trial to the journal (replayed first if resuming)."""
+    journal, replayed = open_journal(journal_path, header, space, resume=resume)
+    with journal:
+        return search_trials(
+            strategy, evaluator, space, budget, replayed, on_trial=journal.append, **loop
+        )
+
+
+def _result(
+    history: History,
+    header: dict[str, Any],
+    evaluator: Evaluator,
+    sections: Mapping[str, Any],
+    seconds: float,
+) -> dict[str, Any]:
+    """The result file: settings, trajectory and best, the sections strategy and report add,
+    what ``value`` is, and the run's wall time."""
+    result = {**run_result(history, header), **portable(sections)}
+    result["value_name"] = getattr(evaluator, "value_name", "value")
+    result["elapsed_seconds"] = round(seconds, 2)
+    return result
 
 
 def search_trials(
