@@ -10,6 +10,7 @@ from typing import Any
 
 from diffusionnag.device import DEVICE_CHOICES
 from diffusionnag.io import atomic_write
+from diffusionnag.pretrained import SHIPPED
 
 PROG = "diffusionnag"
 USAGE_ERROR = 2
@@ -100,8 +101,6 @@ def check_writable(path: Path, *, folder: bool) -> None:
 def shown_path(path: str | Path) -> str:
     """A path as a user reads it: relative to the working folder where it lies below it, a
     shipped file as ``<package>/...`` rather than the install's absolute path."""
-    from diffusionnag.pretrained import SHIPPED  # the CLI's lightest modules stay light
-
     path = Path(path)
     for base, shown in ((Path.cwd(), ""), (SHIPPED, "<package>/assets/")):
         try:

@@ -20,7 +20,9 @@ from diffusionnag.evaluators.registry import (
     BenchmarkSpec,
     train_config,
 )
+from diffusionnag.evaluators.shared_data import default_table_path
 from diffusionnag.execution import EXECUTORS
+from diffusionnag.harness.harness import run_benchmark
 from diffusionnag.harness.protocols import PROTOCOLS
 from diffusionnag.io import parse_json
 from diffusionnag.search.job import (
@@ -295,8 +297,6 @@ def add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from diffusionnag.evaluators.shared_data import default_table_path
-    from diffusionnag.harness.harness import run_benchmark
 
     known = standalone_strategies()
     unknown = sorted(set(args.strategies) - set(known))
