@@ -19,4 +19,8 @@ python -m pytest "$@" || status=$?
 if [[ "$status" -eq 5 ]]; then
   echo "test.sh: pytest collected no tests; that is a failure here" >&2
 fi
+if [[ "${CI:-}" == "true" && "$status" -eq 0 ]]; then
+  # The README's and docs' code from a wheel in a fresh venv, as a pip user runs it.
+  bash scripts/wheel_docs.sh || status=$?
+fi
 exit "$status"

@@ -15,8 +15,8 @@ from diffusionnag.evaluators.datasets import (
     load_dataset,
     load_digits,
     load_image_folder,
-    stratified_split,
 )
+from diffusionnag.evaluators.image_data import stratified_split
 
 
 def test_stratified_split_is_a_seeded_partition_with_class_proportions() -> None:

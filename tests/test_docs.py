@@ -1,7 +1,11 @@
 """Every code block in the README and docs/ runs, so none can rot.
 
 Python blocks are executed top to bottom, each page's blocks in one namespace, in an empty
-working folder. Shell lines are checked without their compute: a ``diffusionnag ...`` line must
+working folder. A block right after ``<!-- docs-test: needs VAR -->`` reads third-party data
+that is never shipped (``VAR`` names its folder): it runs where that data is (``VAR`` set, or
+the repository's shared copy) and is skipped, saying so, where it is not.
+
+Shell lines are checked without their compute: a ``diffusionnag ...`` line must
 parse with the real command-line parser (options, choices, types), and a ``python
 benchmarks/X.py ...`` or ``bash scripts/X.sh`` line must name a script that exists (and a
 benchmark script must answer ``--help``).
@@ -9,6 +13,7 @@ benchmark script must answer ``--help``).
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -22,11 +27,33 @@ from diffusionnag.cli import build_parser
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
+NEEDS = re.compile(r"<!-- docs-test: needs (\w+) -->\s*$")
 COMMAND = re.compile(r"^\s*(?:\.venv/bin/)?(diffusionnag|python|bash)\s+(.*)$")
 
 
 def python_blocks(page: Path) -> list[str]:
-    return [body for lang, body in FENCE.findall(page.read_text()) if lang == "python"]
+    return [body for _, body in python_blocks_with_needs(page)]
+
+
+def python_blocks_with_needs(page: Path) -> list[tuple[str | None, str]]:
+    """``(environment variable the block's data needs or None, code)`` per python block."""
+    text = page.read_text()
+    blocks = []
+    for match in FENCE.finditer(text):
+        if match.group(1) == "python":
+            needs = NEEDS.search(text[: match.start()].rstrip() + "\n")
+            blocks.append((needs.group(1) if needs else None, match.group(2)))
+    return blocks
+
+
+def _data_folder(variable: str) -> str | None:
+    """Where the data a block needs is: ``$variable``, else the repository's shared copy."""
+    from diffusionnag.evaluators.shared_data import default_ofa_dir
+
+    shared = {"DIFFUSIONNAG_OFA_DIR": default_ofa_dir(ROOT)}.get(variable)
+    if os.environ.get(variable):
+        return os.environ[variable]
+    return str(shared) if shared is not None and shared.is_dir() else None
 
 
 def shell_lines(page: Path) -> list[tuple[int, str, str]]:
@@ -54,8 +81,17 @@ SHELL_LINES = [(page, *line) for page in PAGES for line in shell_lines(page)]
 def test_python_blocks_run(page: Path, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": "__docs__"}
-    for block in python_blocks(page):
+    skipped = []
+    for needs, block in python_blocks_with_needs(page):
+        if needs is not None:
+            folder = _data_folder(needs)
+            if folder is None:
+                skipped.append(needs)
+                continue
+            monkeypatch.setenv(needs, folder)
         exec(compile(block, str(page), "exec"), namespace)
+    if skipped:
+        pytest.skip(f"blocks needing {', '.join(skipped)} skipped: that data is not here")
 
 
 @pytest.mark.parametrize(

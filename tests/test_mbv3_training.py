@@ -11,7 +11,8 @@ import torch
 from strategy_options import FAST_OPTIONS
 
 from diffusionnag.evaluators.base import EvalResult, Evaluator
-from diffusionnag.evaluators.datasets import ImageDataset, Split, load_digits, upscale
+from diffusionnag.evaluators.datasets import load_digits
+from diffusionnag.evaluators.image_data import ImageDataset, Split, upscale
 from diffusionnag.evaluators.registry import BenchmarkSpec, TargetSettings, build_target
 from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator
 from diffusionnag.nn.costs import count_flops, count_parameters

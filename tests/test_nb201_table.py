@@ -134,9 +134,9 @@ def test_percentile_rejects_q_outside_0_100(nb201_small_table) -> None:
         nb201_small_table.percentile("cifar10", 101)
 
 
-def test_missing_file_names_the_path(tmp_path: Path) -> None:
+def test_missing_file_names_the_path_and_how_to_give_one(tmp_path: Path) -> None:
     path = tmp_path / "nowhere.csv"
-    with pytest.raises(ValueError, match=f"not found: {path}"):
+    with pytest.raises(ValueError, match=f"not found at {path}: pass --table .*DIFFUSIONNAG_NB201"):
         NB201Table.from_csv(path)
     with pytest.raises(ValueError, match="is not a file"):
         NB201Table.from_csv(tmp_path)

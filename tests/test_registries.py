@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from diffusionnag.cli import main
 from diffusionnag.diffusion.sde import build_sde
 from diffusionnag.evaluators.base import EvalResult, Evaluator
-from diffusionnag.evaluators.datasets import ImageDataset, Split
+from diffusionnag.evaluators.image_data import ImageDataset, Split
 from diffusionnag.evaluators.registry import (
     EVALUATORS,
     BenchmarkSpec,

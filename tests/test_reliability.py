@@ -210,7 +210,7 @@ ERRORS: list[tuple[str, Callable[[Path, Path], list[str]], str]] = [
     ("cifar-corrupt", _cifar(_truncated_batch), "CIFAR batch"),
     ("journal-index-gap", _journal(_drop_line(3)), "run.jsonl line 4: trial index 3, expected 2"),
     ("journal-not-utf8", _journal(_not_utf8), "run.jsonl is not UTF-8 text"),
-    ("journal-other-settings", _journal(lambda p: None, 6), "budget: journal 5, now 6"),
+    ("journal-other-settings", _journal(lambda p: None, 4), "budget: journal 5, now 4"),
 ]
 
 

@@ -107,14 +107,46 @@ def test_resume_refuses_other_settings(nb201_table: NB201Table, tmp_path: Path) 
     search(nb201_table, "random", 5, journal_path=journal)
     with pytest.raises(ValueError, match=r"different settings \(seed: journal 0, now 1\)"):
         search(nb201_table, "random", 5, seed=1, journal_path=journal, resume=True)
-    with pytest.raises(ValueError, match="budget: journal 5, now 6"):
-        search(nb201_table, "random", 6, journal_path=journal, resume=True)
+    with pytest.raises(ValueError, match="budget: journal 5, now 4"):
+        search(nb201_table, "random", 4, journal_path=journal, resume=True)
     with pytest.raises(ValueError, match="already exists: add --resume to continue"):
         search(nb201_table, "random", 5, journal_path=journal)
     with pytest.raises(ValueError, match="needs a journal_path"):
         search(nb201_table, "random", 5, resume=True)
     finished = search(nb201_table, "random", 5, journal_path=journal, resume=True)
     assert len(finished) == 5
+
+
+def test_resume_with_a_larger_budget_extends_the_run(
+    nb201_table: NB201Table, tmp_path: Path
+) -> None:
+    journal = tmp_path / "run.jsonl"
+    first = search(nb201_table, "evolution", 4, journal_path=journal)
+    extended = search(nb201_table, "evolution", 7, journal_path=journal, resume=True)
+    straight = search(nb201_table, "evolution", 7, journal_path=tmp_path / "straight.jsonl")
+    assert extended.archs()[:4] == first.archs()
+    assert extended.archs() == straight.archs()
+
+
+def test_journals_are_refused_in_one_line_without_file_locks(
+    nb201_table: NB201Table, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from diffusionnag.search import journal
+
+    monkeypatch.setattr(journal, "fcntl", None)  # as on Windows
+    with pytest.raises(ValueError, match="journals need POSIX file locks"):
+        search(nb201_table, "random", 2, journal_path=tmp_path / "run.jsonl")
+
+
+def test_journals_name_shipped_files_without_the_install_path(tmp_path: Path) -> None:
+    from diffusionnag.pretrained import SHIPPED, portable
+
+    header = {"options": {"meta_predictor": str(SHIPPED / "meta-fmnist"), "scale": 10}}
+    assert portable(header) == {
+        "options": {"meta_predictor": "<package>/assets/meta-fmnist", "scale": 10}
+    }
+    elsewhere = "/opt/venv/lib/python3.12/site-packages/diffusionnag/assets/meta-fmnist"
+    assert portable(elsewhere) == "<package>/assets/meta-fmnist"
 
 
 def test_budget_is_exact_with_uneven_batches(nb201_table: NB201Table) -> None:

@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from diffusionnag.evaluators.datasets import ImageDataset, Split, load_digits
+from diffusionnag.evaluators.datasets import load_digits
+from diffusionnag.evaluators.image_data import ImageDataset, Split
 from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator, TrainProgress
 from diffusionnag.spaces.base import Arch
 

@@ -20,7 +20,13 @@ from diffusionnag.predictors.task_encoders import TaskData, sample_class_images
 from diffusionnag.spaces import get_space
 from diffusionnag.spaces.nb201 import NB201Space
 from diffusionnag.transfer.bo import _line
-from diffusionnag.transfer.defaults import ASSETS, SHIPPED_META, default_meta_predictor
+from diffusionnag.transfer.defaults import (
+    ASSETS,
+    SHIPPED_ALL_TABLES,
+    SHIPPED_IMAGES,
+    SHIPPED_META,
+    default_meta_predictor,
+)
 from diffusionnag.transfer.meta_train import (
     evaluate_on_tasks,
     load_meta_predictor,
@@ -324,10 +330,12 @@ def test_shipped_meta_predictors_never_saw_their_target(full_fake_table: Path) -
         predictor = load_meta_predictor(ASSETS / name, "cpu")
         assert target not in predictor.trained_on and len(predictor.trained_on) == 2
         assert predictor.space.name == "nb201" and predictor.config.encoder == "evaluations"
-    everything = load_meta_predictor(_default_meta_predictor("train:digits", "nb201"), "cpu")
+    everything = load_meta_predictor(ASSETS / SHIPPED_ALL_TABLES, "cpu")
     assert sorted(everything.trained_on) == sorted(SHIPPED_META)
     images = load_meta_predictor(_default_meta_predictor("task:digits/c0-1/n5/r8/s0", "nb201"))
     assert images.config.encoder == "images" and len(images.trained_on) == 100
+    # a user's images are read too, where a table meta-predictor would read none
+    assert _default_meta_predictor("train:digits", "nb201") == ASSETS / SHIPPED_IMAGES
     assert all(task.startswith("fashion-mnist/") for task in images.trained_on)
     with pytest.raises(ValueError, match="no meta-predictor ships for space 'mbv3'"):
         _default_meta_predictor("train:digits", "mbv3")

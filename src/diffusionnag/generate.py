@@ -7,13 +7,14 @@ module does not know whether the score is guided.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
 
 from diffusionnag.diffusion.model import ScoreModel
-from diffusionnag.diffusion.sampling import ScoreFn, sample_ode, sample_pc
+from diffusionnag.diffusion.sampling import ScoreFn, StepCallback, sample_ode, sample_pc
+from diffusionnag.progress import phase
 from diffusionnag.spaces import Arch
 
 SAMPLER_NAMES = ("pc", "em", "ode")
@@ -59,11 +60,13 @@ def reverse_diffusion(
     x: torch.Tensor,
     sampler: SamplerConfig,
     generator: torch.Generator,
+    callback: StepCallback | None = None,
 ) -> torch.Tensor:
-    """Run the configured sampler from prior sample ``x`` to ``t_min``."""
+    """Run the configured sampler from prior sample ``x`` to ``t_min``; ``callback`` after
+    every step."""
     times = model.sde.time_grid(sampler.steps, x.device)
     if sampler.name == "ode":
-        return sample_ode(score, model.sde, x, times)
+        return sample_ode(score, model.sde, x, times, callback=callback)
     predictor = "euler_maruyama" if sampler.name == "em" else "reverse_diffusion"
     corrector_steps = 0 if sampler.name == "em" else sampler.corrector_steps
     return sample_pc(
@@ -75,6 +78,7 @@ def reverse_diffusion(
         predictor=predictor,
         snr=sampler.snr,
         corrector_steps=corrector_steps,
+        callback=callback,
     )
 
 
@@ -87,8 +91,16 @@ def generate(
     score: ScoreFn | None = None,
     batch_size: int = 1000,
     progress: bool = False,
+    on_step: Callable[[], None] | None = None,
 ) -> Generation:
-    """Generate ``num`` samples; ``score`` overrides the model's own (e.g. a guided score)."""
+    """Generate ``num`` samples; ``score`` overrides the model's own (e.g. a guided score).
+    ``on_step`` is called after every sampler step of every batch (a progress bar's tick).
+
+    >>> from diffusionnag import SamplerConfig, default_score_model, generate
+    >>> result = generate(default_score_model(), 16, SamplerConfig("em", 10), seed=0)
+    >>> len(result.archs), all(arch.space == "nb201" for arch in result.valid)
+    (16, True)
+    """
     if num < 1:
         raise ValueError(f"number of architectures to generate must be >= 1, got {num}")
     space, sde = model.space, model.sde
@@ -98,10 +110,14 @@ def generate(
     archs: list[Arch | None] = []
     started = time.perf_counter()
     with torch.no_grad():
-        for start in tqdm(range(0, num, batch_size), disable=not progress, desc="generate"):
-            shape = (min(batch_size, num - start), space.num_nodes, len(space.vocab))
-            x = sde.prior(shape, generator, device)
-            x = reverse_diffusion(score, model, x, sampler, generator)
-            archs.extend(space.decode(x))
+        batches = range(0, num, batch_size)
+        with phase("generate", len(batches), enabled=progress, unit="batch") as bar:
+            for start in batches:
+                shape = (min(batch_size, num - start), space.num_nodes, len(space.vocab))
+                x = sde.prior(shape, generator, device)
+                tick = None if on_step is None else lambda *_: on_step()
+                x = reverse_diffusion(score, model, x, sampler, generator, tick)
+                archs.extend(space.decode(x))
+                bar.update(1)
     settings = {"sampler": sampler.__dict__, "seed": seed, "num": num}
     return Generation(archs, time.perf_counter() - started, settings)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ from diffusionnag.diffusion.sampling import ScoreFn
 from diffusionnag.generate import DEFAULT_SAMPLER, SamplerConfig, generate
 from diffusionnag.nn.space_costs import arch_costs
 from diffusionnag.predictors.base import Predictor
+from diffusionnag.progress import log_line, phase, reporting_enabled
 from diffusionnag.spaces import Arch
 
 LogProb = Callable[[Tensor, Tensor], Tensor]
@@ -150,27 +152,41 @@ def generate_ranked(
     log_p = combined_log_prob(terms)
     found: dict[str, Arch] = {}
     rounds = []
-    for round_index in range(max_rounds):
-        k = scale * decay**round_index
-        score = guided(model.score_fn(), log_p, sigma_scaled(k, model.sde.std))
-        result = generate(model, batch, sampler, seed=seed + round_index, score=score)
-        feasible = [a for a in result.valid if all(b.satisfied(a) for b in budgets)]
-        before = len(found)
-        for arch in feasible:
-            found.setdefault(model.space.canonical_key(arch), arch)
-        rounds.append(
-            {
-                "scale": k,
-                "generated": batch,
-                "valid": len(result.valid),
-                "feasible": len(feasible),
-                "new_unique": len(found) - before,
-                "seconds": round(result.seconds, 2),
-            }
-        )
-        if len(found) >= num_unique:
-            break
+    steps_per_round = sampler.steps * math.ceil(batch / 1000)  # generate()'s batches of 1000
+    enabled = reporting_enabled()
+    with phase("generating", steps_per_round, enabled=enabled, unit="step", nested=True) as bar:
+        for round_index in range(max_rounds):
+            bar.reset(total=steps_per_round)
+            bar.set_description(f"generating: round {round_index + 1}, {len(found)} of "
+                                f"{num_unique} cells found")  # fmt: skip
+            k = scale * decay**round_index
+            score = guided(model.score_fn(), log_p, sigma_scaled(k, model.sde.std))
+            result = generate(
+                model, batch, sampler, seed=seed + round_index, score=score, on_step=bar.update
+            )
+            feasible = [a for a in result.valid if all(b.satisfied(a) for b in budgets)]
+            before = len(found)
+            for arch in feasible:
+                found.setdefault(model.space.canonical_key(arch), arch)
+            rounds.append(_round_record(k, batch, result.valid, feasible, found, before, result))
+            log_line(bar, f"generation round {round_index + 1}: {len(found)} distinct cells "
+                          f"found, {num_unique} needed ({result.seconds:.1f} s)")  # fmt: skip
+            if len(found) >= num_unique:
+                break
     return _ranked(list(found.values()), terms, ranker, num_unique, rounds)
+
+
+def _round_record(
+    scale: float, batch: int, valid: list, feasible: list, found: dict, before: int, result: Any
+) -> dict[str, Any]:
+    return {
+        "scale": scale,
+        "generated": batch,
+        "valid": len(valid),
+        "feasible": len(feasible),
+        "new_unique": len(found) - before,
+        "seconds": round(result.seconds, 2),
+    }
 
 
 def _ranked(

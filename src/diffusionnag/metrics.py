@@ -17,6 +17,7 @@ from collections.abc import Collection, Sequence
 from numbers import Integral
 
 import numpy as np
+from scipy import stats
 
 from diffusionnag.spaces.base import Arch, SearchSpace
 
@@ -68,22 +69,14 @@ def _ratio(part: int, whole: int) -> float:
 def rank_correlations(
     predicted: Sequence[float] | np.ndarray, actual: Sequence[float] | np.ndarray
 ) -> dict[str, float]:
-    """Kendall's tau-b and Spearman's rho between predictions and true values."""
+    """Kendall's tau-b and Spearman's rho (ties sharing their mean rank) between predictions
+    and true values, from scipy. A constant sequence has no order to agree with: tau is then
+    0.0 and rho NaN, as this function reported before it used scipy."""
     p, a = np.asarray(predicted, dtype=float), np.asarray(actual, dtype=float)
     if p.shape != a.shape or p.size < 2:
         raise ValueError("rank correlation needs two equally long sequences of >= 2 values")
-    dp = np.sign(p[:, None] - p[None, :])
-    da = np.sign(a[:, None] - a[None, :])
-    concordance = (dp * da).sum()
-    ties = np.sqrt((dp != 0).sum() * (da != 0).sum())
-    tau = float(concordance / ties) if ties else 0.0
-    return {"kendall_tau": tau, "spearman": float(np.corrcoef(_ranks(p), _ranks(a))[0, 1])}
-
-
-def _ranks(values: np.ndarray) -> np.ndarray:
-    """Average ranks, ties sharing the mean of their positions."""
-    order = values.argsort(kind="stable")
-    ranks = np.empty(len(values))
-    ranks[order] = np.arange(len(values))
-    _, inverse = np.unique(values, return_inverse=True)
-    return np.bincount(inverse, ranks)[inverse] / np.bincount(inverse)[inverse]
+    constant = np.ptp(p) == 0 or np.ptp(a) == 0
+    if constant:
+        return {"kendall_tau": 0.0, "spearman": math.nan}
+    tau = float(stats.kendalltau(p, a).statistic)
+    return {"kendall_tau": tau, "spearman": float(stats.spearmanr(p, a).statistic)}

@@ -12,8 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from diffusionnag.diffusion.model import (
     ScoreModel,
@@ -25,6 +27,23 @@ from diffusionnag.diffusion.model import (
 
 CACHE_ENV_VAR = "DIFFUSIONNAG_CACHE"
 SHIPPED = Path(__file__).parent / "assets"
+
+
+_INSTALLED_ASSET = re.compile(r"^.*[/\\]diffusionnag[/\\]assets[/\\]")
+SHIPPED_PREFIX = "<package>/assets/"
+
+
+def portable(value: Any) -> Any:
+    """``value`` (JSON data) with every path into a shipped asset written ``<package>/assets/
+    NAME`` rather than the install's absolute path, so journals and results read the same on
+    every machine (and resume against a journal written before, whatever its install path)."""
+    if isinstance(value, str) and _INSTALLED_ASSET.match(value):
+        return _INSTALLED_ASSET.sub(SHIPPED_PREFIX, value).replace("\\", "/")
+    if isinstance(value, dict):
+        return {key: portable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [portable(item) for item in value]
+    return value
 
 
 def cache_dir() -> Path:

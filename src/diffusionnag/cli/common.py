@@ -10,6 +10,7 @@ from typing import Any
 
 from diffusionnag.device import DEVICE_CHOICES
 from diffusionnag.io import atomic_write
+from diffusionnag.pretrained import SHIPPED
 
 PROG = "diffusionnag"
 USAGE_ERROR = 2
@@ -19,7 +20,33 @@ class UsageError(ValueError):
     """A command line argparse rejects; reported like any other user mistake."""
 
 
+class DefaultsFormatter(argparse.HelpFormatter):
+    """``--help`` states every option's default, unless its help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or not _shows_default(action):
+            return action.help
+        return f"{text} (default: %(default)s)".strip()
+
+
+def _shows_default(action: argparse.Action) -> bool:
+    default = action.default
+    hidden = default is None or default is False or default == [] or default == argparse.SUPPRESS
+    return bool(action.option_strings) and not hidden
+
+
 class Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", DefaultsFormatter)  # subcommands' parsers too
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        if action.help is None and _shows_default(action):
+            action.help = "default: %(default)s"  # argparse prints nothing for help=None
+        return action
+
     # argparse would print the whole usage block and exit; one line is easier to read in logs.
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message)
@@ -69,6 +96,18 @@ def check_writable(path: Path, *, folder: bool) -> None:
             pass
     except OSError as error:
         raise ValueError(f"cannot write to {path}: {error.strerror} in {parent}") from None
+
+
+def shown_path(path: str | Path) -> str:
+    """A path as a user reads it: relative to the working folder where it lies below it, a
+    shipped file as ``<package>/...`` rather than the install's absolute path."""
+    path = Path(path)
+    for base, shown in ((Path.cwd(), ""), (SHIPPED, "<package>/assets/")):
+        try:
+            return shown + str(path.resolve().relative_to(base.resolve()))
+        except ValueError:
+            continue
+    return str(path)
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -13,7 +13,13 @@ from pathlib import Path
 
 from diffusionnag.cli.common import add_device_option, check_writable, positive_int
 from diffusionnag.evaluators.nb201_table import DATASETS as TABLE_DATASETS
+from diffusionnag.evaluators.nb201_table import NB201Table
+from diffusionnag.evaluators.shared_data import default_table_path
+from diffusionnag.evaluators.tasks import TaskSampler, TaskSpec
+from diffusionnag.evaluators.training import TrainConfig
 from diffusionnag.spaces import get_space
+from diffusionnag.transfer.builder import BuildConfig, build_meta_dataset
+from diffusionnag.transfer.metadata import table_meta_dataset, write_meta_dataset_jsonl
 
 
 def add_meta_dataset_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -90,9 +96,6 @@ def cmd_meta_dataset(args: argparse.Namespace) -> int:
 
 
 def _cmd_from_table(args: argparse.Namespace) -> int:
-    from diffusionnag.evaluators.nb201_table import NB201Table
-    from diffusionnag.evaluators.shared_data import default_table_path
-    from diffusionnag.transfer.metadata import table_meta_dataset, write_meta_dataset_jsonl
 
     check_writable(args.out, folder=False)
     table = NB201Table.from_csv(args.table or default_table_path())
@@ -104,8 +107,6 @@ def _cmd_from_table(args: argparse.Namespace) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from diffusionnag.evaluators.tasks import TaskSampler
-    from diffusionnag.transfer.builder import BuildConfig
 
     check_writable(args.out, folder=False)
     min_classes, max_classes = args.classes or (2, None)
@@ -127,8 +128,6 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_reference(args: argparse.Namespace) -> int:
-    from diffusionnag.evaluators.tasks import TaskSpec
-    from diffusionnag.transfer.builder import BuildConfig
 
     check_writable(args.out, folder=False)
     spec = TaskSpec.from_name(args.task, args.eval_per_class)
@@ -139,13 +138,11 @@ def _cmd_reference(args: argparse.Namespace) -> int:
 
 
 def _train_config(args: argparse.Namespace):
-    from diffusionnag.evaluators.training import TrainConfig
 
     return TrainConfig(epochs=args.epochs, channels=args.channels, device=args.device)
 
 
 def _run_build(config, args: argparse.Namespace) -> int:
-    from diffusionnag.transfer.builder import build_meta_dataset
 
     summary = build_meta_dataset(
         config, args.out, workers=args.workers, resume=args.resume, progress=not args.no_progress

@@ -10,6 +10,8 @@ import numpy as np
 from diffusionnag.cli.common import add_device_option, check_writable, positive_int
 from diffusionnag.diffusion.model import ScoreTrainConfig, build_score_model, read_config
 from diffusionnag.diffusion.sde import SDE
+from diffusionnag.evaluators.nb201_table import NB201Table
+from diffusionnag.evaluators.shared_data import default_table_path
 from diffusionnag.metrics import rank_correlations
 from diffusionnag.predictors.data import COST_METRICS, cost_pairs, load_pairs
 from diffusionnag.predictors.objective import (
@@ -83,8 +85,6 @@ def _targets(args, space: SearchSpace, rng) -> tuple[list[Arch], np.ndarray, lis
             archs[args.sample :],
             values[args.sample :],
         )
-    from diffusionnag.evaluators.nb201_table import NB201Table
-    from diffusionnag.evaluators.shared_data import default_table_path
 
     table = NB201Table.from_csv(args.table or default_table_path())
     values = table.accuracies(args.dataset)
@@ -110,7 +110,7 @@ def cmd_train_predictor(args: argparse.Namespace) -> int:
     target = args.cost or args.dataset or f"pairs:{args.pairs}"
     meta = {"target": target, "cost": args.cost, "train_cells": len(archs)}
     predictor = train_predictor(
-        space, _score_sde(args), archs, values, config, device=args.device, meta=meta
+        space, _score_sde(args), archs, values, config, device=args.device, meta=meta, progress=True
     )
     if test_archs:
         meta["held_out"] = rank_correlations(predictor.predict(test_archs), test_values)

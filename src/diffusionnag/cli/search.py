@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 from pathlib import Path
 
 from diffusionnag.cli.common import (
@@ -10,16 +12,30 @@ from diffusionnag.cli.common import (
     check_writable,
     non_negative_int,
     positive_int,
+    shown_path,
 )
 from diffusionnag.device import resolve_device
-from diffusionnag.evaluators.registry import BenchmarkSpec
-from diffusionnag.evaluators.training import TrainConfig
+from diffusionnag.evaluators.registry import (
+    DEFAULT_TRAIN_STEPS,
+    BenchmarkSpec,
+    train_config,
+)
+from diffusionnag.evaluators.shared_data import default_table_path
 from diffusionnag.execution import EXECUTORS
+from diffusionnag.harness.harness import run_benchmark
 from diffusionnag.harness.protocols import PROTOCOLS
 from diffusionnag.io import parse_json
-from diffusionnag.search.job import SearchJob, best_table, run_job
+from diffusionnag.search.job import (
+    SearchJob,
+    best_table,
+    chosen_line,
+    prepare_job,
+    run_prepared,
+    run_warnings,
+)
+from diffusionnag.search.journal import journal_epochs
 from diffusionnag.search.strategies import STRATEGIES, standalone_strategies
-from diffusionnag.spaces import SPACES, get_space
+from diffusionnag.spaces import SPACES
 
 DEFAULT_JOB = SearchJob()
 
@@ -32,23 +48,7 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--strategy", choices=sorted(STRATEGIES), default=DEFAULT_JOB.strategy)
     parser.add_argument("--space", choices=sorted(SPACES), default=DEFAULT_JOB.space)
-    parser.add_argument(
-        "--benchmark",
-        default=str(DEFAULT_JOB.benchmark),
-        help="nb201:<cifar10|cifar100|ImageNet16-120> (table), nb201-valid:<cifar10-valid|cifar100|"
-        "ImageNet16-120> (one seed's validation accuracy) or train:<digits|folder:PATH|"
-        "cifar10|cifar100> (real training) or task:<task name> (training on a task cut from a "
-        "dataset, e.g. task:digits/c0-1-2/n50/r8/s0) or ofa:imagenet[,max_flops=F,...] "
-        "(predicted ImageNet top-1 of MobileNetV3 subnets; --space mbv3); default %(default)s",
-    )
-    parser.add_argument("--table", type=Path, help="NATS-Bench topology CSV for nb201:*")
-    parser.add_argument("--data-root", type=Path, help="folder holding local CIFAR files")
-    parser.add_argument(
-        "--ofa-dir",
-        type=Path,
-        help="once-for-all accuracy predictor and Note10 latency tables for ofa:* "
-        "(default: $DIFFUSIONNAG_OFA_DIR, else the nearest shared/data/ofa)",
-    )
+    _add_benchmark_options(parser)
     parser.add_argument("--budget", type=positive_int, default=DEFAULT_JOB.budget)
     parser.add_argument("--seed", type=int, default=DEFAULT_JOB.seed)
     parser.add_argument("--out", type=Path, default=DEFAULT_JOB.out, help="result JSON")
@@ -56,8 +56,9 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--epochs",
         type=positive_int,
-        default=DEFAULT_JOB.train.epochs,
-        help="training epochs per candidate (train:*)",
+        help="training epochs per candidate; default: 4 for train:* raised to at least "
+        f"{DEFAULT_TRAIN_STEPS} SGD steps for small datasets, 2 for task:* (the meta-dataset "
+        "protocol)",
     )
     parser.add_argument(
         "--width-mult",
@@ -75,12 +76,72 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--batch-size",
         type=positive_int,
-        default=DEFAULT_JOB.batch_size,
-        help="cells the strategy proposes at once (evaluated in parallel with --workers)",
+        help="cells the strategy proposes at once (evaluated in parallel with --workers); "
+        "default: --workers, so every worker has a cell",
     )
     add_executor_options(parser, default_workers=DEFAULT_JOB.workers)
     add_device_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_benchmark_options(parser: argparse.ArgumentParser) -> None:
+    """What to evaluate against, and where its data lives."""
+    parser.add_argument(
+        "--benchmark",
+        default=str(DEFAULT_JOB.benchmark),
+        help="nb201:<cifar10|cifar100|ImageNet16-120> (table), nb201-valid:<cifar10-valid|cifar100|"
+        "ImageNet16-120> (one seed's validation accuracy) or train:<digits|folder:PATH|"
+        "idx:PATH|cifar10|cifar100> (real training) or task:<task name> (training on a task "
+        "cut from a dataset, e.g. task:digits/c0-1-2/n50/r8/s0) or ofa:imagenet[,max_flops=F,"
+        "...] (predicted ImageNet top-1 of MobileNetV3 subnets; --space mbv3); "
+        "default %(default)s",
+    )
+    parser.add_argument("--table", type=Path, help="NATS-Bench topology CSV for nb201:*")
+    parser.add_argument("--data-root", type=Path, help="folder holding local CIFAR files")
+    parser.add_argument(
+        "--ofa-dir",
+        type=Path,
+        help="once-for-all accuracy predictor and Note10 latency tables for ofa:* "
+        "(default: $DIFFUSIONNAG_OFA_DIR, else the nearest shared/data/ofa)",
+    )
+
+
+def outputs_line(out: Path) -> str:
+    files = {"results": out, "journal": out.with_suffix(".jsonl"), "plot": out.with_suffix(".png")}
+    return ", ".join(f"{name} -> {shown_path(path)}" for name, path in files.items())
+
+
+def _resumed(args: argparse.Namespace) -> Path | None:
+    journal = args.out.with_suffix(".jsonl")
+    return journal if args.resume and journal.is_file() else None
+
+
+def batch_size_for(given: int | None, workers: int, journal: Path | None = None) -> int:
+    """``--batch-size``, by default the resumed journal's (its trajectory depends on it), else
+    ``--workers`` (a batch of one keeps all but one worker idle); a batch smaller than the
+    workers is kept, with a line saying what it costs."""
+    if given is None and journal is not None:
+        given = _journal_batch_size(journal)
+    if given is None:
+        return workers
+    if given < workers:
+        print(
+            f"note: batch size {given} < --workers {workers}: only {given} of the workers "
+            "can be busy at once"
+        )
+    return given
+
+
+def _journal_batch_size(journal: Path) -> int | None:
+    """The batch size in a journal's header line, ``None`` where it cannot be read (opening the
+    journal then reports what is wrong)."""
+    try:
+        with journal.open(encoding="utf-8") as handle:
+            header = parse_json(handle.readline(1_000_000))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    size = header.get("batch_size") if isinstance(header, dict) else None
+    return size if isinstance(size, int) and size >= 1 else None
 
 
 def add_executor_options(parser: argparse.ArgumentParser, default_workers: int) -> None:
@@ -137,13 +198,21 @@ def parse_strategy_options(pairs: list[str], strategies: list[str]) -> dict[str,
     return options
 
 
+def _epochs(args: argparse.Namespace) -> int | None:
+    """The epochs given, else those of the journal being resumed (``None``: the default)."""
+    if args.epochs is None and args.resume:
+        return journal_epochs(args.out.with_suffix(".jsonl"))
+    return args.epochs
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     resolve_device(args.device)  # also for table benchmarks, which never use it
     check_writable(args.out, folder=False)
+    benchmark = BenchmarkSpec.parse(args.benchmark)
     job = SearchJob(
         strategy=args.strategy,
         space=args.space,
-        benchmark=BenchmarkSpec.parse(args.benchmark),
+        benchmark=benchmark,
         budget=args.budget,
         seed=args.seed,
         out=args.out,
@@ -151,28 +220,29 @@ def cmd_search(args: argparse.Namespace) -> int:
         table=args.table,
         data_root=args.data_root,
         ofa_dir=args.ofa_dir,
-        train=TrainConfig(
-            epochs=args.epochs, width_mult=args.width_mult, seed=args.seed, device=args.device
+        train=train_config(
+            benchmark,
+            _epochs(args),
+            width_mult=args.width_mult,
+            seed=args.seed,
+            device=args.device,
         ),
         options=parse_options(args.option),
         progress=not args.quiet,
-        batch_size=args.batch_size,
+        batch_size=batch_size_for(args.batch_size, args.workers, _resumed(args)),
         workers=args.workers,
         executor=args.executor,
         ray_address=args.ray_address,
     )
-    history = run_job(job)
-    space = get_space(args.space)
-    print(best_table(history, space))
-    best = history.best
-    if best is not None:
-        test = best.metrics.get("test_accuracy")
-        test_text = f", test accuracy {test:.2f} %" if test is not None else ""
-        print(f"chosen cell: {space.to_string(best.arch)} (value {best.value:.2f}{test_text})")
-    print(
-        f"results -> {args.out}, journal -> {args.out.with_suffix('.jsonl')}, "
-        f"plot -> {args.out.with_suffix('.png')}"
-    )
+    started = time.perf_counter()
+    prepared = prepare_job(job)
+    history = run_prepared(prepared)
+    for warning in run_warnings(history, prepared.target):
+        print(f"diffusionnag: warning: {warning}", file=sys.stderr)
+    value_name = prepared.target.evaluator.value_name
+    print(best_table(history, prepared.space, value_name))
+    print(chosen_line(history, prepared.space, value_name, time.perf_counter() - started))
+    print(outputs_line(args.out))
     return 0
 
 
@@ -227,8 +297,6 @@ def add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from diffusionnag.evaluators.shared_data import default_table_path
-    from diffusionnag.harness.harness import run_benchmark
 
     known = standalone_strategies()
     unknown = sorted(set(args.strategies) - set(known))

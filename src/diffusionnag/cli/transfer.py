@@ -4,19 +4,28 @@ for an unseen task, evaluate the best)."""
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 from pathlib import Path
 
-from diffusionnag.cli.common import add_device_option, check_writable, positive_int
+from diffusionnag.cli.common import add_device_option, check_writable, positive_int, shown_path
+from diffusionnag.cli.search import outputs_line
 from diffusionnag.evaluators.nb201_table import DATASETS as TABLE_DATASETS
-from diffusionnag.evaluators.registry import BenchmarkSpec, default_epochs
-from diffusionnag.evaluators.training import TrainConfig
+from diffusionnag.evaluators.registry import DEFAULT_TRAIN_STEPS, BenchmarkSpec, train_config
 from diffusionnag.generate import SAMPLER_NAMES
 from diffusionnag.predictors.extractor import EXTRACTOR_NAMES
 from diffusionnag.predictors.meta import MetaPredictorConfig
 from diffusionnag.predictors.task_encoders import ENCODERS, encoder_needs
-from diffusionnag.search.job import SearchJob, best_table
+from diffusionnag.search.job import SearchJob, best_table, chosen_line
+from diffusionnag.search.journal import journal_epochs
 from diffusionnag.spaces import SPACES, get_space
-from diffusionnag.transfer.pipeline import TRANSFER_STRATEGIES, TransferJob, run_transfer
+from diffusionnag.transfer.baselines import comparison_table
+from diffusionnag.transfer.pipeline import (
+    TRANSFER_STRATEGIES,
+    TransferJob,
+    TransferRun,
+    run_transfer,
+)
 
 DEFAULTS = MetaPredictorConfig()
 
@@ -178,7 +187,8 @@ def add_transfer_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--epochs",
         type=positive_int,
-        help="epochs per cell: default 4 for train:*, 2 for task:* (the meta-dataset protocol)",
+        help=f"epochs per cell: default 4 for train:* raised to at least {DEFAULT_TRAIN_STEPS} "
+        "SGD steps for small datasets, 2 for task:* (the meta-dataset protocol)",
     )
     parser.add_argument(
         "--reference",
@@ -207,12 +217,6 @@ def _trained_on(tasks: list[str], shown: int = 3) -> str:
     return f"trained on {len(tasks)} tasks ({', '.join(tasks[:shown])}, ...; all in its folder)"
 
 
-def _epochs(args: argparse.Namespace, benchmark: BenchmarkSpec) -> int:
-    """By default the benchmark kind's own (``task:``: the meta-dataset build's protocol, so
-    shipped references apply)."""
-    return args.epochs if args.epochs is not None else default_epochs(benchmark)
-
-
 def _strategy_options(args: argparse.Namespace) -> dict[str, object]:
     """The transfer strategy's generation options; Transfer-BO generates with DiffusionNAG-BO's
     own settings, so those options would be ignored there and are refused instead."""
@@ -235,6 +239,13 @@ def _strategy_options(args: argparse.Namespace) -> dict[str, object]:
     return {**options, **{k: defaults[k] if v is None else v for k, v in generation.items()}}
 
 
+def _epochs(args: argparse.Namespace) -> int | None:
+    """The epochs given, else those of the journal being resumed (``None``: the default)."""
+    if args.epochs is None and args.resume:
+        return journal_epochs(args.out.with_suffix(".jsonl"))
+    return args.epochs
+
+
 def cmd_transfer(args: argparse.Namespace) -> int:
     check_writable(args.out, folder=False)
     benchmark = BenchmarkSpec.parse(args.benchmark)
@@ -248,7 +259,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         resume=args.resume,
         table=args.table,
         data_root=args.data_root,
-        train=TrainConfig(epochs=_epochs(args, benchmark), seed=args.seed, device=args.device),
+        train=train_config(benchmark, _epochs(args), seed=args.seed, device=args.device),
         options=_strategy_options(args),
         progress=not args.quiet,
     )
@@ -260,31 +271,29 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         reference=args.reference,
         compare_baselines=args.compare_baselines,
     )
+    started = time.perf_counter()
     run = run_transfer(job)
+    for warning in run.warnings:
+        print(f"diffusionnag: warning: {warning}", file=sys.stderr)
     history, transfer = run.history, run.transfer
     space = get_space(args.space)
-    print(f"meta-predictor {transfer['meta_predictor']}, {_trained_on(transfer['trained_on'])}")
-    print(best_table(history, space))
-    best = history.best
-    if best is not None:
-        test = best.metrics.get("test_accuracy")
-        test_text = f", test accuracy {test:.2f} %" if test is not None else ""
-        seconds = sum(t.strategy_seconds + t.eval_seconds for t in history)
-        print(
-            f"chosen cell: {space.to_string(best.arch)} (value {best.value:.2f}{test_text}), "
-            f"{len(history)} evaluated in {seconds:.1f} s"
-        )
+    shown = shown_path(transfer["meta_predictor"])
+    print(f"meta-predictor {shown}, {_trained_on(transfer['trained_on'])}")
+    if "labels" in transfer:
+        print(f"  {transfer['labels']}")
+    print(best_table(history, space, run.value_name))
+    print(chosen_line(history, space, run.value_name, time.perf_counter() - started))
     if run.placement is not None:
         print(f"chosen cell: {run.placement.describe()}")
-    print(f"results -> {args.out}, journal -> {args.out.with_suffix('.jsonl')}")
+    print(outputs_line(args.out))
+    if run.placement_plot is not None:
+        print(f"placement among the reference cells -> {shown_path(run.placement_plot)}")
     if run.baselines:
         _print_comparison(run, args.budget)
     return 0
 
 
-def _print_comparison(run, budget: int) -> None:
-    from diffusionnag.transfer.baselines import comparison_table
-
+def _print_comparison(run: TransferRun, budget: int) -> None:
     print(
         f"\n{run.baselines[0].method} beside free baselines, {budget} evaluations each "
         "(best cell: highest mean validation accuracy over the table's training seeds; "

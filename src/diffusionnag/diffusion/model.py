@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from diffusionnag.config import (
     FRACTION,
@@ -42,6 +41,7 @@ from diffusionnag.io import (
     load_weights,
     read_json,
 )
+from diffusionnag.progress import phase
 from diffusionnag.spaces import SPACES, Arch, SearchSpace, get_space
 
 CONFIG_FILE, MODEL_FILE, STATE_FILE = "config.json", "model.pt", "state.pt"
@@ -232,15 +232,11 @@ def train_score_model(
     start = _maybe_resume(out, config, network, ema, optimizer) if resume else 0
     data = model.space.encode(training_architectures(model.space, config)).to(dev)
     end = config.steps if stop_after is None else min(config.steps, start + stop_after)
-    bar = tqdm(
-        range(start, end),
-        initial=start,
-        total=config.steps,
-        disable=not progress,
-        desc="train-score",
-        unit="step",
+    bar = phase(
+        "train-score", config.steps, enabled=progress, initial=start, unit="step", milestones=True
     )
-    for step in bar:
+    for step in range(start, end):
+        bar.update(1)
         loss = _train_step(model.sde, network, optimizer, data, config, step)
         _ema_update(ema, network, min(config.ema_decay, (1 + step) / (10 + step)))
         if step % 50 == 0:
@@ -253,6 +249,7 @@ def train_score_model(
                 "optimizer": optimizer.state_dict(),
             }
             _save_checkpoint(out, config, state)
+    bar.close()
     model.network = ema.eval()
     return model
 

@@ -32,6 +32,9 @@ class Evaluator(ABC):
 
     space_name: str
     dataset: str
+    value_name: str = "value"
+    """What ``EvalResult.value`` is, for tables, JSON and plot axes (e.g. "test accuracy (%)");
+    a search maximises it whatever it is called."""
 
     @abstractmethod
     def evaluate(self, arch: Arch) -> EvalResult: ...

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from diffusionnag.evaluators.base import EvalResult, Evaluator
+from diffusionnag.evaluators.shared_data import TABLE_ENV_VAR
 from diffusionnag.spaces.base import Arch
 from diffusionnag.spaces.nb201 import EDGES, NB201Space
 
@@ -152,10 +153,19 @@ class TableEvaluator(Evaluator):
     """An :class:`Evaluator` for one dataset that only ever reveals the cell it is asked about."""
 
     space_name = NB201Space.name
+    value_name = "test accuracy (%)"
 
     def __init__(self, table: NB201Table, dataset: str) -> None:
         self.dataset = resolve_dataset(dataset)
         self._table = table
+
+    def optimum(self) -> float:
+        """The table's best value on this dataset (a plot's reference line)."""
+        return self._table.optimum(self.dataset)[1]
+
+    def table_values(self) -> np.ndarray:
+        """Every cell's value on this dataset (where a found cell stands among them)."""
+        return self._table.accuracies(self.dataset)
 
     def evaluate(self, arch: Arch) -> EvalResult:
         return self._table.query(arch, dataset=self.dataset)
@@ -221,7 +231,10 @@ def _check_accuracies(
 def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """Header and ``(line number, fields)`` rows; blank lines are skipped."""
     if not path.exists():
-        raise ValueError(f"NB201 table not found: {path}")
+        raise ValueError(
+            f"NB201 table not found at {path}: pass --table PATH (Python: the table's path) or "
+            f"set {TABLE_ENV_VAR} to the NATS-Bench topology CSV"
+        )
     if not path.is_file():
         raise ValueError(f"NB201 table path is not a file: {path}")
     try:

@@ -86,6 +86,7 @@ class ValidationEvaluator(Evaluator):
     """
 
     space_name = NB201Space.name
+    value_name = "validation accuracy (%)"
 
     def __init__(self, dataset: str, seed: int = 0, test_table=None) -> None:
         self.dataset = resolve_valid_dataset(dataset)

@@ -63,6 +63,7 @@ class OFAEvaluator(Evaluator):
 
     space_name = MBV3Space.name
     dataset = DATASETS[0]
+    value_name = "predicted ImageNet top-1 (%)"
 
     def __init__(
         self,

@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from diffusionnag.device import single_thread
-from diffusionnag.evaluators.datasets import ImageDataset, Split, load_dataset
+from diffusionnag.evaluators.datasets import load_dataset
+from diffusionnag.evaluators.image_data import ImageDataset, Split
 
 SOURCE_SPLIT_SEED = 0
 """Seed of the source's own train/valid(/test) split that every task draws from."""

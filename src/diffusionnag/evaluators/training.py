@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from diffusionnag.device import resolve_device
 from diffusionnag.evaluators.base import EvalResult, Evaluator
-from diffusionnag.evaluators.datasets import ImageDataset, Split, upscale
+from diffusionnag.evaluators.image_data import ImageDataset, Split, upscale
 from diffusionnag.nn.mbv3 import MBV3Net, mbv3_costs
 from diffusionnag.nn.nb201 import build_nb201_network, nb201_costs
 from diffusionnag.spaces.base import Arch, SearchSpace
@@ -53,6 +53,11 @@ class TrainConfig:
     setting). The default of 1 keeps results identical across machines, since CPU reductions
     depend on the thread count, and is the fast choice for small networks on a shared CPU: two
     threads on two busy cores made a digits epoch five times slower in our measurements.
+
+    ``steps``: the least number of SGD steps (``None``: none). A few epochs of a small dataset
+    are a few steps: 4 epochs of 54 training images are 4 steps, after which every cell scores
+    chance. With ``steps`` set, a dataset trains for ``max(epochs, ceil(steps / steps per
+    epoch))`` epochs (:meth:`for_train_size`), so the protocol scales with the data.
     """
 
     epochs: int = 5
@@ -68,6 +73,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     num_threads: int | None = 1
+    steps: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "channels", "cells_per_stage", "min_resolution"):
@@ -78,8 +84,34 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.width_mult must be positive, got {self.width_mult}")
         if self.lr <= 0 or self.momentum < 0 or self.weight_decay < 0:
             raise ValueError("TrainConfig needs lr > 0, momentum >= 0 and weight_decay >= 0")
-        if self.num_threads is not None and self.num_threads < 1:
-            raise ValueError(f"TrainConfig.num_threads must be at least 1, got {self.num_threads}")
+        for name in ("num_threads", "steps"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"TrainConfig.{name} must be at least 1 or None, got {value}")
+
+    def settings(self) -> dict[str, Any]:
+        """The settings that fix a result, as journals and meta-datasets record them: all but
+        the device, and ``steps`` only when set (records written before it existed have none,
+        and must still match)."""
+        settings = {k: v for k, v in dataclasses.asdict(self).items() if k != "device"}
+        if self.steps is None:
+            del settings["steps"]
+        return settings
+
+    def for_train_size(self, train_size: int) -> TrainConfig:
+        """This config with ``epochs`` raised to give at least ``steps`` SGD steps on a
+        training split of ``train_size`` images (itself when ``steps`` is unset)."""
+        if self.steps is None:
+            return self
+        per_epoch = steps_per_epoch(train_size, self.batch_size)
+        return dataclasses.replace(self, epochs=max(self.epochs, math.ceil(self.steps / per_epoch)))
+
+
+def steps_per_epoch(train_size: int, batch_size: int) -> int:
+    """SGD steps in one pass: a last batch of one image is skipped (BN cannot normalise a lone
+    sample at 1x1 resolution), so it is not a step."""
+    full, rest = divmod(train_size, batch_size)
+    return max(1, full + (rest >= 2))
 
 
 @dataclass(frozen=True)
@@ -221,6 +253,8 @@ class TrainingEvaluator(Evaluator):
     here if that network needs larger images, and ``self.data`` is what it trains on.
     """
 
+    value_name = "validation accuracy (%)"
+
     def __init__(
         self,
         data: ImageDataset,
@@ -238,17 +272,22 @@ class TrainingEvaluator(Evaluator):
         self.network = NETWORKS[name]
         self.data = upscale(data, self.network.resolution(data, config))
         self.dataset = data.name
-        self.config = config
+        self.config = config.for_train_size(len(self.data.train))
         self.progress = progress
         self.device = resolve_device(config.device)
 
     def protocol(self) -> dict[str, Any]:
         """Everything besides the architecture that fixes :meth:`evaluate`'s answer (recorded
-        in search journals): the training settings, the device kind and the data split."""
-        train = {k: v for k, v in dataclasses.asdict(self.config).items() if k != "device"}
+        in search journals): the training settings, the device kind and the data split; with
+        a least number of steps, the epochs it gave and the SGD steps they are."""
         data = self.data
+        steps = {}
+        if self.config.steps is not None:
+            per_epoch = steps_per_epoch(len(data.train), self.config.batch_size)
+            steps = {"sgd_steps": self.config.epochs * per_epoch}
         return {
-            "train": train,
+            "train": self.config.settings(),
+            **steps,
             "device": self.device.type,
             "data": {
                 "name": data.name,

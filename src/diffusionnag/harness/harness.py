@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from diffusionnag.device import single_thread
 from diffusionnag.evaluators.nb201_table import NB201Table
@@ -47,6 +46,7 @@ from diffusionnag.harness.summary import (
     summary_markdown,
 )
 from diffusionnag.io import atomic_write_json, atomic_write_text
+from diffusionnag.progress import phase
 from diffusionnag.search.base import as_seed
 from diffusionnag.search.history import History, Trial
 from diffusionnag.search.job import build_strategy
@@ -256,7 +256,7 @@ def _drive(
     channel = executor.channel(lambda message: runs[message[1]].receive(message))
     finished = False
     try:
-        with tqdm(total=len(specs), disable=not progress, desc="runs", unit="run") as bar:
+        with phase("runs", len(specs), enabled=progress, unit="run", milestones=True) as bar:
             while waiting or in_flight:
                 while waiting and len(in_flight) < window:
                     number = waiting.popleft()

@@ -129,7 +129,16 @@ def build_nb201_network(
     num_classes: int = 10,
     in_channels: int = 3,
 ) -> nn.Module:
-    """The NAS-Bench-201 network of ``arch`` (benchmark defaults: C=16, N=5)."""
+    """The NAS-Bench-201 network of ``arch`` (benchmark defaults: C=16, N=5).
+
+    >>> import torch
+    >>> from diffusionnag import build_nb201_network, get_space
+    >>> text = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|"
+    >>> cell = get_space("nb201").from_string(text + "+|skip_connect~0|none~1|nor_conv_1x1~2|")
+    >>> network = build_nb201_network(cell, channels=8, cells_per_stage=1, num_classes=10)
+    >>> network(torch.zeros(2, 3, 32, 32)).shape
+    torch.Size([2, 10])
+    """
     if arch.space != "nb201":
         raise ValueError(f"architecture of space {arch.space!r} is not a NAS-Bench-201 cell")
     for label, value in [

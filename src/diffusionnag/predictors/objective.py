@@ -37,6 +37,7 @@ from diffusionnag.device import resolve_device
 from diffusionnag.diffusion.score_net import NoiseEmbedding
 from diffusionnag.diffusion.sde import SDE, sde_from_dict, sde_to_dict
 from diffusionnag.io import atomic_write, check_weights_fit, load_weights, read_json
+from diffusionnag.progress import log_line, phase
 from diffusionnag.spaces import Arch, SearchSpace, get_space
 
 ACCURACY_FLOOR_QUANTILE = 0.3
@@ -157,8 +158,20 @@ def train_predictor(
     *,
     device: str = "auto",
     meta: dict[str, Any] | None = None,
+    progress: bool = False,
 ) -> TrainedPredictor:
-    """Fit on architectures perturbed by ``sde`` at random times (``t`` drawn per example)."""
+    """Fit on architectures perturbed by ``sde`` at random times (``t`` drawn per example);
+    ``progress``: a bar over epochs (a line at the end off a terminal).
+
+    >>> from diffusionnag import PredictorConfig, default_score_model, train_predictor
+    >>> model = default_score_model()
+    >>> cells = model.space.sample(16, np.random.default_rng(0))
+    >>> accuracy = [float(sum(cell.ops)) for cell in cells]  # any value per cell
+    >>> config = PredictorConfig(epochs=2)
+    >>> predictor = train_predictor(model.space, model.sde, cells, accuracy, config)
+    >>> predictor.predict(cells[:2]).shape
+    (2,)
+    """
     dev = resolve_device(device)
     x0, y, mean, scale = training_data(space, archs, values, config, dev)
     torch_seed = torch.Generator().manual_seed(config.seed)
@@ -167,13 +180,16 @@ def train_predictor(
         network.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
     generator = torch.Generator(dev).manual_seed(config.seed)
-    for _ in range(config.epochs):
-        order = torch.randperm(len(archs), generator=generator, device=dev)
-        for batch in order.split(config.batch_size):
-            loss = _noisy_regression_loss(network, sde, x0[batch], y[batch], config, generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+    with phase("train-predictor", config.epochs, enabled=progress, unit="epoch") as bar:
+        for _ in range(config.epochs):
+            order = torch.randperm(len(archs), generator=generator, device=dev)
+            for batch in order.split(config.batch_size):
+                loss = _noisy_regression_loss(network, sde, x0[batch], y[batch], config, generator)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            bar.update(1)
+        log_line(bar, f"train-predictor: {config.epochs} epochs done")
     network.eval()
     return TrainedPredictor(space, sde, network, mean, scale, dict(meta or {}))
 

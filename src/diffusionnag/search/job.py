@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from diffusionnag.config import check_type
+from diffusionnag.evaluators.base import Evaluator
 from diffusionnag.evaluators.registry import BenchmarkSpec, Target, TargetSettings, build_target
 from diffusionnag.evaluators.training import TrainConfig, TrainProgress
+from diffusionnag.progress import interactive, phase
 from diffusionnag.search.base import SearchStrategy
+from diffusionnag.search.chance import chance_warning
 from diffusionnag.search.history import History
 from diffusionnag.search.run import check_budget, run_search
 from diffusionnag.search.strategies import get_strategy, strategy_class
@@ -64,24 +66,28 @@ class SearchJob:
     def target_settings(self) -> TargetSettings:
         """What the target is built with; a progress bar per trained candidate when the
         candidates train in this process."""
-        progress = _candidate_bar() if self.progress and self.in_process else None
+        nested = self.progress and self.in_process and interactive()
+        progress = _candidate_bar() if nested else None
         return TargetSettings(
             self.table, self.data_root, self.seed, self.train, progress, self.ofa_dir
         )
 
 
 def _candidate_bar():
-    """A progress bar per trained candidate, fed by the evaluator's per-step callback."""
-    bar: list[tqdm] = []
+    """A progress bar per trained candidate, fed by the evaluator's per-step callback; cleared
+    when the next candidate starts or the run's bar closes (a log gets a line per cell)."""
+    bar: list[Any] = []
 
     def update(step: TrainProgress) -> None:
         if step.epoch == 1 and step.batch == 1:
             if bar:
                 bar.pop().close()
             total = step.epochs * step.batches
-            bar.append(tqdm(total=total, desc="  training candidate", leave=False, unit="step"))
+            bar.append(phase("  training candidate", total, unit="step", nested=True))
         bar[0].update(1)
         bar[0].set_postfix(epoch=f"{step.epoch}/{step.epochs}", loss=f"{step.loss:.3f}")
+        if step.epoch == step.epochs and step.batch == step.batches:
+            bar.pop().close()  # cleared before the run's bar reports the cell
 
     return update
 
@@ -124,11 +130,24 @@ def run_job(job: SearchJob) -> History:
     return run_prepared(prepare_job(job))
 
 
+def run_warnings(history: History, target: Target) -> list[str]:
+    """What a user should know about a finished run's numbers (one line each; the result JSON
+    holds them under ``warnings``): so far, that every cell scored at chance."""
+    warning = chance_warning(history, target)
+    return [] if warning is None else [warning]
+
+
 def run_prepared(prepared: PreparedJob, report: Report | None = None) -> History:
     """The strategy against the target with the job's budget and execution, journaled next to
     ``job.out`` (refusing to overwrite a journal unless resuming), plus the result (with the
-    sections ``report`` adds) and the plot."""
+    sections ``report`` adds and the :func:`run_warnings`) and the plot."""
     job, strategy, space = prepared.job, prepared.strategy, prepared.space
+
+    def sections(history: History) -> Mapping[str, Any]:
+        added = dict(report(history)) if report else {}
+        warnings = run_warnings(history, prepared.target)
+        return {**added, "warnings": warnings} if warnings else added
+
     out = Path(job.out)
     journal = out.with_suffix(".jsonl")
     if journal.exists() and not job.resume:
@@ -147,34 +166,75 @@ def run_prepared(prepared: PreparedJob, report: Report | None = None) -> History
         executor=job.executor,
         ray_address=job.ray_address,
         stop_value=job.stop_value,
-        report=report,
+        report=sections,
     )
-    plot_history(history, out.with_suffix(".png"), f"{strategy.name} on {job.benchmark}")
+    title = f"{strategy.name} on {job.benchmark}"
+    plot_history(history, out.with_suffix(".png"), title, prepared.target.evaluator)
     return history
 
 
-def best_table(history: History, space: SearchSpace, top: int = 5) -> str:
-    """A plain-text table of the best cells: rank, value, test accuracy where known, cell."""
-    lines = [f"{'rank':>4}  {'value':>7}  {'test':>7}  cell"]
+def best_table(
+    history: History, space: SearchSpace, value_name: str = "value", top: int = 5
+) -> str:
+    """A plain-text table of the best cells: rank, value (headed by what it is), the test
+    accuracy beside a validation value where known, cell."""
+    head = short_name(value_name)
+    with_test = head != "test acc"
+    lines = [f"{'rank':>4}  {head:>9}" + (f"  {'test acc':>8}" if with_test else "") + "  cell"]
     for rank, trial in enumerate(history.top(top), start=1):
         test = trial.metrics.get("test_accuracy")
-        test_text = f"{test:7.2f}" if test is not None else "      -"
-        lines.append(f"{rank:>4}  {trial.value:7.2f}  {test_text}  {space.to_string(trial.arch)}")
+        test_text = (f"  {test:8.2f}" if test is not None else "         -") if with_test else ""
+        cell = space.to_string(trial.arch)
+        lines.append(f"{rank:>4}  {trial.value:9.2f}{test_text}  {cell}")
     return "\n".join(lines)
 
 
-def plot_history(history: History, path: Path, title: str) -> Figure | None:
-    """The run's best-so-far curve; the dotted line is the best value this run found (a single
-    run knows no table optimum, and a training run has none)."""
+def short_name(value_name: str) -> str:
+    """A column heading for a value name: "test acc", "valid acc" or the name itself."""
+    for prefix, head in (("test", "test acc"), ("valid", "valid acc")):
+        if value_name.startswith(prefix):
+            return head
+    return value_name[:9]
+
+
+def chosen_line(history: History, space: SearchSpace, value_name: str, seconds: float) -> str:
+    """The chosen cell with its value named, its test accuracy where known, and the time."""
+    best = history.best
+    if best is None:
+        return f"no cell evaluated successfully; {len(history)} evaluated in {seconds:.1f} s"
+    test = best.metrics.get("test_accuracy")
+    test_text = f", test accuracy {test:.2f} %" if test is not None else ""
+    return (
+        f"chosen cell: {space.to_string(best.arch)} ({_with_unit(value_name, best.value)}"
+        f"{test_text}); "
+        f"{len(history)} cells evaluated, {seconds:.1f} s elapsed"
+    )
+
+
+def _with_unit(value_name: str, value: float) -> str:
+    if value_name.endswith(" (%)"):
+        return f"{value_name[:-4]} {value:.2f} %"
+    return f"{value_name} {value:.2f}"
+
+
+def plot_history(
+    history: History, path: Path, title: str, evaluator: Evaluator | None = None
+) -> Figure | None:
+    """The run's best-so-far steps and every evaluated cell's value; the dotted line is the
+    table optimum where the evaluator knows one (a single run with real training has none)."""
     from diffusionnag.search.plots import plot_best_so_far
 
     curve = history.best_so_far()
     if np.isnan(curve).all():
         return None
+    name = title.split(" on ")[0]
+    optimum = getattr(evaluator, "optimum", None)
+    value_name = getattr(evaluator, "value_name", "value")
     return plot_best_so_far(
-        {title.split(" on ")[0]: curve[None, :]},
-        float(np.nanmax(curve)),
+        {name: curve[None, :]},
+        optimum() if callable(optimum) else None,
         path,
         title=title,
-        reference_label="best found",
+        ylabel=value_name,
+        evaluated={name: np.array([t.value for t in history])},
     )

@@ -8,23 +8,32 @@ a journal whose only line is a torn header starts afresh.
 Corruption is prevented, not detected afterwards: the process that opens a journal holds an
 exclusive ``flock`` on it until it closes it (the kernel releases it when the process dies), so
 a second writer is refused with the holder's PID, read from the sidecar ``NAME.lock``; and the
-trial indices must run 0, 1, 2, ... both when appended and when read back.
+trial indices must run 0, 1, 2, ... both when appended and when read back. Where there is no
+``flock`` (Windows), opening a journal is refused with one line saying so.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from diffusionnag.io import parse_jsonl
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; journals are refused there (see _lock)
+    fcntl = None  # type: ignore[assignment]
+
+from diffusionnag.io import parse_json, parse_jsonl
+from diffusionnag.pretrained import portable
 from diffusionnag.search.history import Trial
 from diffusionnag.spaces.base import SearchSpace
 
 JOURNAL_FORMAT = 2
+MAX_HEADER_BYTES = 1 << 20
+"""A header line longer than this is not read for its epochs (a header is a few KB)."""
 
 
 class Journal:
@@ -122,7 +131,13 @@ def _holder(lock_file: Path) -> int | None:
 
 
 def _lock(handle: Any, path: Path) -> None:
-    """Take the journal's exclusive lock, or say which process holds it."""
+    """Take the journal's exclusive lock, or say which process holds it. Without ``flock``
+    (Windows) a journal cannot be protected from a second writer, so it is refused."""
+    if fcntl is None:
+        raise ValueError(
+            f"journal {path}: journals need POSIX file locks (fcntl), which {sys.platform} "
+            "lacks; run on Linux or macOS (WSL on Windows)"
+        )
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -171,13 +186,23 @@ def _trials(path: Path, records: list[dict[str, Any]], space: SearchSpace) -> li
     return trials
 
 
+def _extends(name: str, found: Mapping[str, Any], expected: Mapping[str, Any]) -> bool:
+    """Whether ``name`` differs only as a budget raised on resume: the budget is counted by
+    the loop and no strategy's proposals depend on it."""
+    old, new = found.get(name), expected.get(name)
+    return name == "budget" and isinstance(old, int) and isinstance(new, int) and new >= old
+
+
 def _check_header(path: Path, found: Mapping[str, Any], expected: Mapping[str, Any]) -> None:
+    """Equal settings, but for a larger budget (it extends the run) and for where the package
+    is installed (journals written before named shipped files by absolute path)."""
     expected = json.loads(json.dumps({"type": "header", **expected}))
+    found = portable(dict(found))
     names = sorted(set(found) | set(expected))
     diffs = [
         f"{name}: journal {found.get(name)!r}, now {expected.get(name)!r}"
         for name in names
-        if found.get(name) != expected.get(name)
+        if found.get(name) != expected.get(name) and not _extends(name, found, expected)
     ]
     if diffs:
         raise ValueError(
@@ -185,3 +210,24 @@ def _check_header(path: Path, found: Mapping[str, Any], expected: Mapping[str, A
             + "; ".join(diffs)
             + "); rerun with the journal's settings or start a new journal"
         )
+
+
+def journal_epochs(path: Path) -> int | None:
+    """The fixed epochs the run in the journal at ``path`` trained with, or ``None`` (no
+    journal, no training, or a least number of steps, which a default run gets again).
+
+    A resumed run given no epochs keeps the length it started with: a journal written when
+    ``train:`` defaulted to 4 epochs, or one started with ``--epochs``, resumes as it was.
+    Anything unreadable is left to :func:`open_journal` to report.
+    """
+    try:
+        with open(path, "rb") as handle:
+            header = parse_json(handle.readline(MAX_HEADER_BYTES).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    protocol = header.get("protocol") if isinstance(header, dict) else None
+    train = protocol.get("train") if isinstance(protocol, dict) else None
+    if not isinstance(train, dict) or "steps" in train:
+        return None
+    epochs = train.get("epochs")
+    return epochs if type(epochs) is int and epochs >= 1 else None

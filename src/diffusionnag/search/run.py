@@ -22,13 +22,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from diffusionnag import __version__
 from diffusionnag.evaluators.base import EvalResult, Evaluator
 from diffusionnag.execution import Executor, WorkerLost, in_order, make_executor
 from diffusionnag.io import atomic_write_json
 from diffusionnag.nn.space_costs import arch_costs
+from diffusionnag.pretrained import portable
+from diffusionnag.progress import log_line, phase, reporting
 from diffusionnag.search.base import SearchStrategy
 from diffusionnag.search.history import History, Trial
 from diffusionnag.search.journal import JOURNAL_FORMAT, open_journal
@@ -55,35 +55,26 @@ def run_search(
 ) -> History:
     """Evaluate ``budget`` distinct cells (by canonical key) proposed by ``strategy``.
 
-    ``journal_path``: JSONL journal, one line per trial as it happens. ``resume=True`` replays an
-    existing journal (its header must match these settings) and continues; without a journal
-    there it starts one. The final result (settings, trajectory, best) is written atomically to
-    ``result_path``, by default next to the journal as ``<journal stem>.result.json``.
-    ``stop_value``: end early once a trial reaches it (a benchmark that knows the optimum).
-    ``workers``, ``executor`` (``local`` or ``ray``), ``ray_address``: where a batch's cells
-    are evaluated (see :func:`evaluation_executor`); one local worker is this process.
-    The result also holds the strategy's :meth:`~SearchStrategy.result_sections` and those
-    ``report`` makes of the finished history (where the chosen cell stands, say).
+    ``journal_path``: JSONL, one line per trial as it happens; ``resume=True`` replays it (its
+    header must match these settings) and continues. The result (:func:`_result`) is written
+    atomically to ``result_path`` (default: ``<journal stem>.result.json``). ``stop_value``:
+    end once a trial reaches it. ``workers``, ``executor``, ``ray_address``: where a batch's
+    cells are evaluated (:func:`evaluation_executor`). ``report`` adds sections made of the
+    finished history (where the chosen cell stands, say); ``elapsed_seconds`` counts a resumed
+    run from its resumption.
     """
+    started = time.perf_counter()
     header = run_header(strategy, evaluator, space, budget, batch_size)
     if resume and journal_path is None:
         raise ValueError("resume=True needs a journal_path to resume from")
     pool = evaluation_executor(executor, workers, evaluator, address=ray_address)
-    loop: dict[str, Any] = {
-        "batch_size": batch_size,
-        "progress": progress,
-        "stop_value": stop_value,
-    }
+    loop: dict[str, Any] = dict(batch_size=batch_size, progress=progress, stop_value=stop_value)
     try:
         if journal_path is None:
             history = search_trials(strategy, evaluator, space, budget, [], executor=pool, **loop)
         else:
-            journal, replayed = open_journal(journal_path, header, space, resume=resume)
-            with journal:
-                history = search_trials(
-                    strategy, evaluator, space, budget, replayed, executor=pool,
-                    on_trial=journal.append, **loop,
-                )  # fmt: skip
+            history = _journaled(strategy, evaluator, space, budget, journal_path, header, resume,
+                                 executor=pool, **loop)  # fmt: skip
     finally:
         if pool is not None:
             pool.shutdown(wait=False)
@@ -92,8 +83,42 @@ def run_search(
         result_path = journal_path.with_name(journal_path.stem + ".result.json")
     if result_path is not None:
         sections = {**strategy.result_sections(), **(report(history) if report else {})}
-        atomic_write_json(result_path, {**run_result(history, header), **sections})
+        result = _result(history, header, evaluator, sections, time.perf_counter() - started)
+        atomic_write_json(result_path, result)
     return history
+
+
+def _journaled(
+    strategy: SearchStrategy,
+    evaluator: Evaluator,
+    space: SearchSpace,
+    budget: int,
+    journal_path: str | Path,
+    header: dict[str, Any],
+    resume: bool,
+    **loop: Any,
+) -> History:
+    """:func:`search_trials` appending each trial to the journal (replayed first if resuming)."""
+    journal, replayed = open_journal(journal_path, header, space, resume=resume)
+    with journal:
+        return search_trials(
+            strategy, evaluator, space, budget, replayed, on_trial=journal.append, **loop
+        )
+
+
+def _result(
+    history: History,
+    header: dict[str, Any],
+    evaluator: Evaluator,
+    sections: Mapping[str, Any],
+    seconds: float,
+) -> dict[str, Any]:
+    """The result file: settings, trajectory and best, the sections strategy and report add,
+    what ``value`` is, and the run's wall time."""
+    result = {**run_result(history, header), **portable(sections)}
+    result["value_name"] = getattr(evaluator, "value_name", "value")
+    result["elapsed_seconds"] = round(seconds, 2)
+    return result
 
 
 def search_trials(
@@ -121,8 +146,9 @@ def search_trials(
         history.append(trial)
         strategy.tell(history, trial)
     evaluate = _evaluations(evaluator, executor, retries)
-    with tqdm(total=budget, initial=len(history), disable=not progress, unit="cell") as bar:
-        bar.set_description(f"{strategy.name} {evaluator.dataset}")
+    desc = f"{strategy.name} {evaluator.dataset}"
+    bar = phase(desc, budget, enabled=progress, initial=len(history), unit="cell")
+    with bar, reporting(progress):
         _loop(strategy, evaluate, history, budget, batch_size, on_trial, bar, stop_value)
     return history
 
@@ -225,7 +251,7 @@ def run_header(
     return {
         "format": JOURNAL_FORMAT,
         "strategy": strategy.name,
-        "options": strategy.options(),
+        "options": portable(strategy.options()),
         "seed": strategy.seed,
         "space": space.name,
         "dataset": evaluator.dataset,
@@ -288,7 +314,7 @@ def _loop(
     budget: int,
     batch_size: int,
     on_trial: Callable[[Trial], None] | None,
-    bar: tqdm,
+    bar: Any,
     stop_value: float | None,
 ) -> None:
     def reached() -> bool:
@@ -314,7 +340,17 @@ def _loop(
                 bar.update(1)
                 if history.best is not None:
                     bar.set_postfix(best=f"{history.best.value:.3f}")
+                log_line(bar, _cell_line(history, trial, budget))
         pending = []
+
+
+def _cell_line(history: History, trial: Trial, budget: int) -> str:
+    value = "failed" if trial.failed else f"{trial.value:.2f}"
+    best = history.best
+    best_text = "-" if best is None else f"{best.value:.2f}"
+    cell = history.space.to_string(trial.arch)
+    seconds = f"ask {trial.strategy_seconds:.1f} s, evaluation {trial.eval_seconds:.1f} s"
+    return f"cell {len(history)}/{budget}: {value} (best {best_text}; {seconds}) {cell}"
 
 
 def _rest_of_batch(

@@ -20,9 +20,7 @@ them in plan order, so a killed build loses at most the rows in flight.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import sys
 import time
 from collections.abc import Iterator
 from concurrent import futures
@@ -31,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from diffusionnag.device import resolve_device
 from diffusionnag.evaluators.tasks import SOURCE_SPLIT_SEED, TaskSampler, TaskSpec, load_task
 from diffusionnag.evaluators.training import NETWORKS, TrainConfig, TrainingEvaluator
 from diffusionnag.execution import Executor, InProcessExecutor, LocalPoolExecutor
+from diffusionnag.progress import phase
 from diffusionnag.search.history import Trial
 from diffusionnag.search.journal import Journal, open_journal
 from diffusionnag.spaces import SearchSpace, get_space
@@ -76,7 +74,7 @@ class BuildConfig:
 
     def protocol(self) -> dict[str, Any]:
         """How every row's numbers were measured."""
-        train = {k: v for k, v in dataclasses.asdict(self.train).items() if k != "device"}
+        train = self.train.settings()
         cfg = self.train
         network = (
             f"nb201 C={cfg.channels} N={cfg.cells_per_stage}"
@@ -209,7 +207,7 @@ def _results(executor: Executor, jobs: list[RowJob], window: int) -> Iterator[di
 
 
 def _write_rows(
-    journal: Journal, jobs: list[RowJob], executor: Executor, window: int, bar: tqdm
+    journal: Journal, jobs: list[RowJob], executor: Executor, window: int, bar: Any
 ) -> None:
     start = time.perf_counter()
     for written, row in enumerate(_results(executor, jobs, window), start=1):
@@ -279,12 +277,8 @@ def train_rows(
             runner = executor if executor is not None else _local_executor(workers)
             # Run ahead of the row due next, so that one slow row does not idle the others.
             window = 1 if workers == 1 else 4 * workers
-            bar = tqdm(
-                total=len(jobs),
-                initial=len(done),
-                unit="row",
-                disable=not progress,
-                file=sys.stderr,
+            bar = phase(
+                "rows", len(jobs), enabled=progress, initial=len(done), unit="row", milestones=True
             )
             try:
                 with bar:

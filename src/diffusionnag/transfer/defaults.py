@@ -26,9 +26,17 @@ SHIPPED_META = {
 """Table targets -> the shipped meta-predictor that never saw them."""
 SHIPPED_ALL_TABLES = "meta-nb201-tables"
 """Meta-trained on all three NB201 tables: the default for other nb201 targets."""
-SHIPPED_BY_KIND = {"task": "meta-nb201-fmnist-images"}
-"""Meta-trained on Fashion-MNIST tasks, conditioned on images: the default for ``task:``
-targets, which are trained under that meta-dataset's protocol."""
+SHIPPED_IMAGES = "meta-nb201-fmnist-images"
+SHIPPED_BY_KIND = {"task": SHIPPED_IMAGES, "train": SHIPPED_IMAGES}
+"""Meta-trained on Fashion-MNIST tasks, conditioned on images and task sizes: the default for
+``task:`` targets, trained under that meta-dataset's protocol, and for ``train:`` targets (a
+user's own images), whose images it reads where a table meta-predictor would read none."""
+SHIPPED_LABELS = {
+    SHIPPED_IMAGES: "its labels are validation accuracies after 2 epochs (C=16, N=1) on "
+    "Fashion-MNIST tasks of 8 to 16 px, which rank cells poorly against longer training",
+}
+"""What the labels a shipped meta-predictor learnt from mean, where they are not the target's
+own kind of number (the tables' predictors learnt the tables' 200-epoch accuracies)."""
 
 
 def default_meta_predictor(target: Target) -> Path:
@@ -65,3 +73,12 @@ def check_never_saw(target: Target, trained_on: Sequence[str], folder: Path) -> 
             f"meta-predictor {folder} was meta-trained on {', '.join(seen)}, the target's own "
             "table; transfer needs one that never saw it (the default for the target does not)"
         )
+
+
+def labels_note(folder: Path, target: Target) -> str | None:
+    """What ``folder``'s labels mean, where it is a shipped meta-predictor whose labels are
+    another number than the target's: a ``task:`` target is trained under the meta-dataset's
+    own protocol, so it needs no note."""
+    if target.spec.kind == "task" or folder.parent != ASSETS:
+        return None
+    return SHIPPED_LABELS.get(folder.name)

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from diffusionnag.device import resolve_device, single_thread
 from diffusionnag.diffusion.sde import SDE, sde_from_dict, sde_to_dict
@@ -25,6 +24,7 @@ from diffusionnag.io import atomic_write, check_weights_fit, load_tensors, read_
 from diffusionnag.metrics import rank_correlations
 from diffusionnag.predictors.meta import MetaPredictor, MetaPredictorConfig, TrainedMetaPredictor
 from diffusionnag.predictors.task_encoders import KnownTask, TaskData, TaskEncoder
+from diffusionnag.progress import iterate
 from diffusionnag.spaces import SearchSpace, get_space
 from diffusionnag.transfer.metadata import MetaDataset, MetaTask
 
@@ -95,7 +95,7 @@ def train_meta_predictor(
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator(dev).manual_seed(config.seed)
     with single_thread():
-        for _ in tqdm(range(config.steps), disable=not progress, desc="meta-train", unit="step"):
+        for _ in iterate(range(config.steps), "meta-train", enabled=progress, unit="step"):
             chosen = [tasks[i] for i in rng.integers(len(tasks), size=config.tasks_per_step)]
             loss = _step_loss(network, sde, chosen, config, rng, generator)
             optimizer.zero_grad(set_to_none=True)

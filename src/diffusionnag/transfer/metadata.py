@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
+from diffusionnag.evaluators.nb201_table import resolve_dataset
+from diffusionnag.evaluators.tasks import TaskSpec, task_images
 from diffusionnag.io import atomic_write_text, parse_jsonl, read_text
 from diffusionnag.predictors.data import finite_number
 from diffusionnag.spaces import Arch, SearchSpace
@@ -164,7 +166,6 @@ def _task_specs(records: list[tuple[int, dict]], path: Path) -> dict[str, tuple[
 
 def attach_task_images(dataset: MetaDataset, specs: dict[str, tuple[int, object]]) -> None:
     """Give every task of ``dataset`` the training images of its spec (in place)."""
-    from diffusionnag.evaluators.tasks import TaskSpec, task_images
 
     for task in dataset.tasks:
         if task.name not in specs:
@@ -211,7 +212,6 @@ def _check_space(found: object, space: SearchSpace, path: Path, number: int) -> 
 
 def table_meta_dataset(table, datasets: Sequence[str]) -> MetaDataset:
     """Each NB201 table dataset as one task named ``nb201:<dataset>`` (every cell of the table)."""
-    from diffusionnag.evaluators.nb201_table import resolve_dataset
 
     names = [resolve_dataset(d) for d in datasets]
     tasks = [MetaTask(f"nb201:{d}", list(table.archs), table.accuracies(d)) for d in names]

@@ -19,10 +19,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from diffusionnag.evaluators.base import Evaluator
 from diffusionnag.evaluators.registry import BenchmarkSpec, Target
 from diffusionnag.evaluators.training import TrainConfig
 from diffusionnag.search.history import History
-from diffusionnag.search.job import SearchJob, prepare_job, run_prepared
+from diffusionnag.search.job import SearchJob, prepare_job, run_prepared, run_warnings
 from diffusionnag.transfer.baselines import Outcome, comparable_evaluator, compare_run
 from diffusionnag.transfer.reference import Placement, Reference, read_reference, shipped_reference
 
@@ -85,6 +88,12 @@ class TransferRun:
     """The result's ``transfer`` section: meta-predictor, what it was trained on, candidates."""
     placement: Placement | None
     """Where the chosen cell's test accuracy falls among the reference's random cells."""
+    value_name: str = "value"
+    """What the trials' ``value`` is (the target evaluator's ``value_name``)."""
+    placement_plot: Path | None = None
+    """The reference histogram with the chosen cell marked, where there is a reference."""
+    warnings: list[str] = field(default_factory=list)
+    """One line each on what the numbers cannot say (:func:`run_warnings`)."""
     baselines: list[Outcome] = field(default_factory=list)
     """The run and the free baselines, scored alike (``compare_baselines``), the run first."""
 
@@ -114,13 +123,57 @@ def run_transfer(job: TransferJob) -> TransferRun:
 
     history = run_prepared(prepared, report=report_sections)
     transfer = prepared.strategy.result_sections().get("transfer", {})
-    return TransferRun(history, transfer, _place(history, reference), outcomes)
+    evaluator = prepared.target.evaluator
+    plot = plot_reference(history, Path(job.search.out), _distribution(reference, evaluator))
+    placement = _place(history, reference)
+    warnings = run_warnings(history, prepared.target)
+    return TransferRun(history, transfer, placement, evaluator.value_name, plot, warnings, outcomes)
 
 
 def _method(search: SearchJob) -> str:
     """The run's name in a comparison: the strategy, and its prior where not the default."""
     prior = search.options.get("prior", "meta")
     return search.strategy if prior == "meta" else f"{search.strategy} ({prior} prior)"
+
+
+Distribution = tuple[np.ndarray, str]
+"""Test accuracies of reference cells and what they are (a legend label)."""
+
+
+def _distribution(reference: Reference | None, evaluator: Evaluator) -> Distribution | None:
+    """The cells to place the chosen one among: the reference's random cells trained the same
+    way, else every cell of a table target, else none."""
+    if reference is not None:
+        label = f"{len(reference.cells)} random cells of {reference.task} trained the same way"
+        return reference.test_accuracies, label
+    table_values = getattr(evaluator, "table_values", None)
+    if callable(table_values):
+        values = table_values()
+        return values, f"all {len(values)} cells of the table ({evaluator.dataset})"
+    return None
+
+
+def plot_reference(
+    history: History,
+    out: Path,
+    distribution: Distribution | None,
+    picks: Mapping[str, float] | None = None,
+) -> Path | None:
+    """``<out stem>_reference.png``: a histogram of the ``distribution``'s test accuracies with
+    the chosen cell's marked, then each of ``picks`` (e.g. baselines' chosen cells by name);
+    ``None`` and no file without a distribution or an evaluated cell."""
+    from diffusionnag.search.plots import plot_placement  # matplotlib: only when plotting
+
+    best = history.best
+    if distribution is None or best is None:
+        return None
+    values, label = distribution
+    chosen = best.metrics.get("test_accuracy", best.value)
+    path = out.with_name(out.stem + "_reference.png")
+    title = "the chosen cell's test accuracy among the reference cells"
+    plot_placement(values, {"chosen cell": chosen, **(picks or {})}, path, title=title,
+                   reference_label=label)  # fmt: skip
+    return path
 
 
 def _reference(given: Reference | None, target: Target, train: TrainConfig) -> Reference | None:

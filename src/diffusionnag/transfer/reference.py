@@ -11,7 +11,6 @@ it in ``docs/benchmarks.md``).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,7 +64,7 @@ class Reference:
         """``ValueError`` naming the first setting where a run differs from the reference."""
         if task != self.task:
             raise ValueError(f"reference {self.path} is for task {self.task}, not {task}")
-        given = {k: v for k, v in dataclasses.asdict(train).items() if k != "device"}
+        given = train.settings()
         for name, value in given.items():
             if name != "seed" and self.train.get(name) != value:
                 raise ValueError(

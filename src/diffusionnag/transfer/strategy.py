@@ -36,7 +36,7 @@ from diffusionnag.pretrained import default_score_model
 from diffusionnag.search.base import SearchStrategy, Seed, check_choice, check_positive
 from diffusionnag.search.history import History
 from diffusionnag.spaces.base import Arch, SearchSpace
-from diffusionnag.transfer.defaults import check_never_saw, default_meta_predictor
+from diffusionnag.transfer.defaults import check_never_saw, default_meta_predictor, labels_note
 from diffusionnag.transfer.experts import (
     SourceFn,
     fused_scores,
@@ -95,6 +95,9 @@ class TransferStrategy(SearchStrategy):
         self.task = KnownTask()
         self._pool: list[Arch] | None = None
         self.generation_rounds: list[dict] = []
+        self.labels = ""
+        """What the meta-predictor's labels mean, where the target measures another number
+        (reported with the result; empty: nothing to say)."""
 
     def prepare(self, target: Target) -> None:
         """Load the meta-predictor and score model the options name (or the shipped ones) and
@@ -108,6 +111,7 @@ class TransferStrategy(SearchStrategy):
         else:
             model = default_score_model(self.space.name)
         self.meta_predictor = str(folder)
+        self.labels = labels_note(folder, target) or ""
         self.use(predictor, model, target.class_images, f"target {target.spec}")
         if self.prior == "experts":
             self._sources = source_experts(target, predictor.trained_on)
@@ -174,6 +178,7 @@ class TransferStrategy(SearchStrategy):
             "strategy": strategy,
             "meta_predictor": self.meta_predictor,
             "trained_on": self.predictor.trained_on,
+            **({"labels": self.labels} if self.labels else {}),
             "candidates": len(self.pool()) if self.generated else None,
             "generation": self.generation_rounds,
         }
