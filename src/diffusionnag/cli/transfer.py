@@ -10,8 +10,11 @@ from pathlib import Path
 
 from diffusionnag.cli.common import add_device_option, check_writable, positive_int, shown_path
 from diffusionnag.cli.search import outputs_line
+from diffusionnag.diffusion.model import build_score_model, default_train_config, read_config
 from diffusionnag.evaluators.nb201_table import DATASETS as TABLE_DATASETS
+from diffusionnag.evaluators.nb201_table import NB201Table
 from diffusionnag.evaluators.registry import DEFAULT_TRAIN_STEPS, BenchmarkSpec, train_config
+from diffusionnag.evaluators.shared_data import default_table_path
 from diffusionnag.generate import SAMPLER_NAMES
 from diffusionnag.predictors.extractor import EXTRACTOR_NAMES
 from diffusionnag.predictors.meta import MetaPredictorConfig
@@ -20,6 +23,12 @@ from diffusionnag.search.job import SearchJob, best_table, chosen_line
 from diffusionnag.search.journal import journal_epochs
 from diffusionnag.spaces import SPACES, get_space
 from diffusionnag.transfer.baselines import comparison_table
+from diffusionnag.transfer.meta_train import (
+    evaluate_on_tasks,
+    save_meta_predictor,
+    train_meta_predictor,
+)
+from diffusionnag.transfer.metadata import read_meta_dataset, table_meta_dataset
 from diffusionnag.transfer.pipeline import (
     TRANSFER_STRATEGIES,
     TransferJob,
@@ -74,11 +83,6 @@ def add_meta_train_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_meta_train(args: argparse.Namespace) -> int:
-    from diffusionnag.transfer.meta_train import (
-        evaluate_on_tasks,
-        save_meta_predictor,
-        train_meta_predictor,
-    )
 
     space = get_space(args.space)
     check_writable(args.out, folder=True)
@@ -109,15 +113,12 @@ def cmd_meta_train(args: argparse.Namespace) -> int:
 
 def _meta_dataset(args: argparse.Namespace, space, needs: frozenset[str]):
     """The tasks to meta-train on; their images only where the encoder reads them."""
-    from diffusionnag.transfer.metadata import read_meta_dataset, table_meta_dataset
 
     if args.meta_dataset is not None:
         images = bool(needs & {"images", "sizes"})
         return read_meta_dataset(args.meta_dataset, space, images=images)
     if space.name != "nb201":
         raise ValueError(f"--table-tasks are NB201 table datasets; space is {space.name!r}")
-    from diffusionnag.evaluators.nb201_table import NB201Table
-    from diffusionnag.evaluators.shared_data import default_table_path
 
     return table_meta_dataset(
         NB201Table.from_csv(args.table or default_table_path()), args.table_tasks
@@ -125,7 +126,6 @@ def _meta_dataset(args: argparse.Namespace, space, needs: frozenset[str]):
 
 
 def _score_sde(args: argparse.Namespace):
-    from diffusionnag.diffusion.model import build_score_model, default_train_config, read_config
 
     config = read_config(args.checkpoint) if args.checkpoint else default_train_config(args.space)
     if config.space != args.space:
@@ -155,32 +155,7 @@ def add_transfer_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--score-model", type=Path, help="score-model folder (default: shipped)")
     parser.add_argument("--budget", type=positive_int, default=3, help="cells to evaluate")
-    parser.add_argument("--candidates", type=positive_int, default=100, help="generated pool size")
-    parser.add_argument(
-        "--strategy",
-        choices=TRANSFER_STRATEGIES,
-        default="transfer",
-        help="transfer: evaluate the generated cells best-ranked first; transfer-bo: "
-        "DiffusionNAG-BO warm-started by the meta-predictor (its prior for the first 5 "
-        "evaluations, then refined by an ensemble fitted to what the prior misses)",
-    )
-    parser.add_argument(
-        "--prior",
-        choices=("meta", "experts"),
-        help="transfer: rank by the meta-predictor alone (meta, default) or fuse it with the "
-        "source tables it was trained on, each weighted by how well it orders the evaluated "
-        "cells (experts; table targets only)",
-    )
-    parser.add_argument("--scale", type=float, help="guidance scale (transfer; default 10)")
-    parser.add_argument("--sampler", choices=SAMPLER_NAMES, help="sampler (transfer; default em)")
-    parser.add_argument("--steps", type=positive_int, help="sampling steps (transfer; default 50)")
-    parser.add_argument(
-        "--round-samples",
-        type=positive_int,
-        default=1000,
-        help="cells sampled per generation round (rounds repeat, at lower scale, until "
-        "--candidates unique cells are found)",
-    )
+    _add_ranking_options(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--table", type=Path, help="NATS-Bench topology CSV for nb201:*")
     parser.add_argument("--data-root", type=Path, help="folder holding local CIFAR files")
@@ -208,6 +183,36 @@ def add_transfer_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     add_device_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_ranking_options(parser: argparse.ArgumentParser) -> None:
+    """How the candidates are made and ranked: strategy, prior and generation."""
+    parser.add_argument("--candidates", type=positive_int, default=100, help="generated pool size")
+    parser.add_argument(
+        "--strategy",
+        choices=TRANSFER_STRATEGIES,
+        default="transfer",
+        help="transfer: evaluate the generated cells best-ranked first; transfer-bo: "
+        "DiffusionNAG-BO warm-started by the meta-predictor (its prior for the first 5 "
+        "evaluations, then refined by an ensemble fitted to what the prior misses)",
+    )
+    parser.add_argument(
+        "--prior",
+        choices=("meta", "experts"),
+        help="transfer: rank by the meta-predictor alone (meta, default) or fuse it with the "
+        "source tables it was trained on, each weighted by how well it orders the evaluated "
+        "cells (experts; table targets only)",
+    )
+    parser.add_argument("--scale", type=float, help="guidance scale (transfer; default 10)")
+    parser.add_argument("--sampler", choices=SAMPLER_NAMES, help="sampler (transfer; default em)")
+    parser.add_argument("--steps", type=positive_int, help="sampling steps (transfer; default 50)")
+    parser.add_argument(
+        "--round-samples",
+        type=positive_int,
+        default=1000,
+        help="cells sampled per generation round (rounds repeat, at lower scale, until "
+        "--candidates unique cells are found)",
+    )
 
 
 def _trained_on(tasks: list[str], shown: int = 3) -> str:
