@@ -10,6 +10,15 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 python="${PYTHON:-python3}"
+# The blocks run outside the repository, where the nearest shared/ cannot be found: point at
+# the third-party data beside the checkout (if it is there) as a user's environment would.
+shared="$(dirname "$root")/shared/data"
+if [[ -z "${DIFFUSIONNAG_OFA_DIR:-}" && -d "$shared/ofa" ]]; then
+  export DIFFUSIONNAG_OFA_DIR="$shared/ofa"
+fi
+if [[ -z "${DIFFUSIONNAG_NB201_TABLE:-}" && -f "$shared/nasbench201/nats_tss_200ep_test_acc.csv" ]]; then
+  export DIFFUSIONNAG_NB201_TABLE="$shared/nasbench201/nats_tss_200ep_test_acc.csv"
+fi
 
 git clone --quiet --no-local "$root" "$work/clone"  # committed files only, as a user gets them
 "$python" -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir "$work/dist" "$work/clone"
