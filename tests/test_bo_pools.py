@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -157,7 +159,7 @@ def test_optimistic_guide_adds_the_members_spread(nb201_table: NB201Table) -> No
     assert (members.std(0) > 0).all()
     with pytest.raises(ValueError, match="option guide='best' is not valid"):
         get_strategy("diffusionnag-bo", SPACE, guide="best")
-    with pytest.raises(ValueError, match="option kappa must be >= 0"):
+    with pytest.raises(ValueError, match="option kappa must be a finite number >= 0"):
         get_strategy("diffusionnag-bo", SPACE, kappa=-1.0)
 
 
@@ -184,3 +186,35 @@ def test_clean_ranker_ranks_by_an_ensemble_fitted_on_clean_cells(nb201_table: NB
     torch.testing.assert_close(plain.mean_std(unseen)[0], expected)
     with pytest.raises(ValueError, match="ranker"):
         get_strategy("diffusionnag-bo", SPACE, 0, ranker="gp")
+
+
+def test_surrogate_networks_follow_their_options(nb201_table: NB201Table) -> None:
+    """Width, depth and training length of both surrogates are options (so journals record
+    them); their defaults are what the strategy fitted before they were options."""
+    history = table_history(nb201_table, 20)
+    options = {**OPTIONS, "ranker": "noise-aware", "hidden": 8, "layers": 1, "clean_epochs": 3}
+    strategy = get_strategy("diffusionnag-bo", SPACE, 0, **options)
+    assert isinstance(strategy, DiffusionNAGBO)
+    surrogate = strategy.fit_surrogate(history, np.random.default_rng(0))
+    assert isinstance(surrogate.ranking, NoiseAwareRanking)
+    widths = {tuple(p.shape[-2:]) for p in surrogate.ranking.noise_aware.params.values()}
+    assert (8, 8) in widths and not any(32 in shape for shape in widths)
+    clean = get_strategy("diffusionnag-bo", SPACE, 0, **{**options, "ranker": "clean"})
+    ranking = clean.fit_surrogate(history, np.random.default_rng(0)).ranking
+    assert isinstance(ranking, CleanRanking)
+    assert [w.shape[-1] for w in ranking.ensemble.network.weights] == [8, 1]
+    defaults = get_strategy("diffusionnag-bo", SPACE).options()
+    assert {k: defaults[k] for k in ("hidden", "layers", "fit_batch_size", "clean_epochs")} == {
+        "hidden": 32,
+        "layers": 2,
+        "fit_batch_size": 64,
+        "clean_epochs": 100,
+    }
+    for option, value, message in [
+        ("hidden", 0, "option hidden must be an int in [1, 4096], got 0"),
+        ("fit_lr", 0.0, "option fit_lr must be a finite number > 0, got 0.0"),
+        ("cost_cells", 1, "option cost_cells must be an int >= 2, got 1"),
+        ("clean_lr", float("nan"), "option clean_lr must be a finite number > 0, got nan"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            get_strategy("diffusionnag-bo", SPACE, **{option: value})

@@ -117,6 +117,33 @@ def test_resume_refuses_other_settings(nb201_table: NB201Table, tmp_path: Path) 
     assert len(finished) == 5
 
 
+def test_journal_from_before_an_option_existed_resumes_at_its_default(
+    nb201_table: NB201Table, tmp_path: Path
+) -> None:
+    """A header lacking an option (written before it existed) ran with the option's default."""
+    journal = tmp_path / "run.jsonl"
+    whole = search(nb201_table, "evolution", 6)
+    search(nb201_table, "evolution", 4, journal_path=journal)
+    header, *trials = journal.read_text().splitlines()
+    older = json.loads(header)
+    del older["options"]["sample_size"]
+    journal.write_text("\n".join([json.dumps(older), *trials]) + "\n")
+    resumed = search(nb201_table, "evolution", 6, journal_path=journal, resume=True)
+    assert resumed.archs() == whole.archs()
+    journal.write_text("\n".join([json.dumps(older), *trials]) + "\n")
+    other = get_strategy("evolution", NB201Space(), 0, sample_size=3)
+    with pytest.raises(ValueError, match=r"options: journal .*'sample_size': 5.*'sample_size': 3"):
+        run_search(
+            other,
+            ScriptedEvaluator(nb201_table),
+            NB201Space(),
+            6,
+            journal_path=journal,
+            resume=True,
+            progress=False,
+        )
+
+
 def test_resume_with_a_larger_budget_extends_the_run(
     nb201_table: NB201Table, tmp_path: Path
 ) -> None:

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import numpy as np
+
 Config = TypeVar("Config")
 
 
@@ -40,6 +42,7 @@ class Bound:
 
 
 POSITIVE, NON_NEGATIVE = Bound(1), Bound(0)
+POSITIVE_REAL = Bound(0, low_open=True)
 FRACTION = Bound(0, 1, high_open=True)
 WIDTH = Bound(1, 4096)
 """Hidden sizes and embedding widths: ours are at most 256; the cap keeps a hand-edited config
@@ -56,6 +59,32 @@ def check_ranges(config: object, bounds: Mapping[str, Bound], prefix: str = "") 
         value = getattr(config, name)
         if value is not None and not bound.holds(value):
             raise ValueError(f"field {prefix + name!r} must be {bound}, got {value!r}")
+
+
+def option_int(name: str, value: Any, bound: Bound = POSITIVE) -> int:
+    """An integer option of a strategy or sampler inside ``bound`` (the :class:`Bound` artifact
+    configs use), or a ``ValueError`` naming the option."""
+    integer = isinstance(value, int | np.integer) and not isinstance(value, bool)
+    if not (integer and bound.holds(int(value))):
+        raise ValueError(f"option {name} must be an int {bound}, got {value!r}")
+    return int(value)
+
+
+def option_real(name: str, value: Any, bound: Bound = NON_NEGATIVE) -> float:
+    """A finite real option inside ``bound``, or a ``ValueError`` naming the option."""
+    real = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+    if not (real and math.isfinite(value) and bound.holds(value)):
+        raise ValueError(f"option {name} must be a finite number {bound}, got {value!r}")
+    return float(value)
+
+
+def option_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """One of ``choices``, or a ``ValueError`` naming the option and listing them."""
+    if value not in choices:
+        raise ValueError(
+            f"option {name}={value!r} is not valid; choose one of {', '.join(choices)}"
+        )
+    return str(value)
 
 
 def config_from_dict(cls: type[Config], data: Any, where: str, prefix: str = "") -> Config:

@@ -23,6 +23,7 @@ from diffusionnag.config import (
     LAYERS,
     NON_NEGATIVE,
     POSITIVE,
+    POSITIVE_REAL,
     WIDTH,
     Bound,
     check_ranges,
@@ -88,7 +89,7 @@ class ScoreTrainConfig:
 TRAIN_BOUNDS = {
     "steps": POSITIVE,
     "batch_size": POSITIVE,
-    "lr": Bound(0, low_open=True),
+    "lr": POSITIVE_REAL,
     "ema_decay": FRACTION,
     "seed": NON_NEGATIVE,
     "holdout_fraction": FRACTION,

@@ -299,7 +299,9 @@ def _open_run(spec: RunSpec) -> _OpenRun:
     strategy = build_strategy(spec.strategy, space, spec.seed, spec.options)
     evaluator = make_evaluator(spec.protocol, spec.dataset, spec.seed, table)
     header = run_header(strategy, evaluator, space, spec.budget, spec.batch_size)
-    journal, trials = open_journal(spec.journal, header, space, resume=spec.resume)
+    journal, trials = open_journal(
+        spec.journal, header, space, resume=spec.resume, option_defaults=strategy.option_defaults()
+    )
     history = History(space)
     for trial in trials:
         history.append(trial)

@@ -34,8 +34,8 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from diffusionnag.config import option_int
 from diffusionnag.integrations.optuna_space import ArchParams, arch_params, suggest_arch
-from diffusionnag.search.base import check_positive
 from diffusionnag.search.history import History, Trial
 from diffusionnag.search.strategies import get_strategy
 from diffusionnag.search.strategies.diffusionnag_bo import DiffusionNAGBO
@@ -67,7 +67,7 @@ class DiffusionNAGSampler(BaseSampler):
         batch_size: int = 1,
         **options: Any,
     ) -> None:
-        self._batch_size = check_positive("batch_size", batch_size)
+        self._batch_size = option_int("batch_size", batch_size)
         self._params: ArchParams = arch_params(space)
         self._distributions = self._params.distributions
         if seed is None:

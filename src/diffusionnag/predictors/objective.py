@@ -27,6 +27,7 @@ from diffusionnag.config import (
     LAYERS,
     NON_NEGATIVE,
     POSITIVE,
+    POSITIVE_REAL,
     WIDTH,
     Bound,
     check_ranges,
@@ -72,7 +73,7 @@ PREDICTOR_BOUNDS = {
     "layers": LAYERS,
     "batch_size": POSITIVE,
     "epochs": NON_NEGATIVE,  # 0: the untrained network, a baseline
-    "lr": Bound(0, low_open=True),
+    "lr": POSITIVE_REAL,
     "weight_decay": NON_NEGATIVE,
     "clean_fraction": Bound(0, 1),
     "floor_quantile": FRACTION,

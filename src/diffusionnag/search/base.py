@@ -93,6 +93,12 @@ class SearchStrategy(ABC):
         params = inspect.signature(cls.__init__).parameters.values()
         return tuple(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
 
+    @classmethod
+    def option_defaults(cls) -> dict[str, Any]:
+        """Each option's default (every option has one)."""
+        params = inspect.signature(cls.__init__).parameters
+        return {name: params[name].default for name in cls.option_names()}
+
     def options(self) -> dict[str, Any]:
         """The strategy's options as given to ``__init__`` (for journals and summaries)."""
         return {name: getattr(self, name) for name in self.option_names()}
@@ -209,18 +215,3 @@ class ModelBasedStrategy(SearchStrategy):
     @abstractmethod
     def propose_model(self, history: History, batch: Batch, rng: np.random.Generator) -> None:
         """Fill ``batch`` (fully or partly; the rest is filled randomly) from a model."""
-
-
-def check_positive(name: str, value: Any, minimum: int = 1) -> int:
-    """An int option ``>= minimum``; ``ValueError`` naming the option otherwise."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"option {name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(
-            f"option {name}={value!r} is not valid; choose one of {', '.join(choices)}"
-        )
-    return value

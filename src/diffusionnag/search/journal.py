@@ -84,12 +84,19 @@ class Journal:
 
 
 def open_journal(
-    path: str | Path, header: Mapping[str, Any], space: SearchSpace, *, resume: bool
+    path: str | Path,
+    header: Mapping[str, Any],
+    space: SearchSpace,
+    *,
+    resume: bool,
+    option_defaults: Mapping[str, Any] | None = None,
 ) -> tuple[Journal, list[Trial]]:
     """Lock the journal at ``path`` and return it with its trials.
 
     ``resume=False`` creates it (refusing an existing file). ``resume=True`` continues it (its
     header must equal ``header``) or creates it when absent or holding only a torn header.
+    ``option_defaults``: the strategy's option defaults, which a header's ``options`` written
+    before an option existed ran with (a new option's default is the behaviour before it).
     """
     path = Path(path)
     flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | (0 if resume else os.O_EXCL)
@@ -110,7 +117,7 @@ def open_journal(
         if not records:
             journal._write({"type": "header", **header})
             return journal, []
-        _check_header(path, records[0], header)
+        _check_header(path, _with_defaults(records[0], option_defaults or {}), header)
         trials = _trials(path, records[1:], space)
         journal.next_index = len(trials)
         return journal, trials
@@ -191,6 +198,14 @@ def _extends(name: str, found: Mapping[str, Any], expected: Mapping[str, Any]) -
     the loop and no strategy's proposals depend on it."""
     old, new = found.get(name), expected.get(name)
     return name == "budget" and isinstance(old, int) and isinstance(new, int) and new >= old
+
+
+def _with_defaults(found: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """``found`` with the options it lacks taken from ``defaults``."""
+    options = found.get("options")
+    if not isinstance(options, dict):
+        return dict(found)
+    return {**found, "options": {**portable(dict(defaults)), **options}}
 
 
 def _check_header(path: Path, found: Mapping[str, Any], expected: Mapping[str, Any]) -> None:

@@ -99,7 +99,9 @@ def _journaled(
     **loop: Any,
 ) -> History:
     """:func:`search_trials` appending each trial to the journal (replayed first if resuming)."""
-    journal, replayed = open_journal(journal_path, header, space, resume=resume)
+    journal, replayed = open_journal(
+        journal_path, header, space, resume=resume, option_defaults=strategy.option_defaults()
+    )
     with journal:
         return search_trials(
             strategy, evaluator, space, budget, replayed, on_trial=journal.append, **loop

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
+from diffusionnag.config import option_choice, option_int, option_real
 from diffusionnag.diffusion.model import ScoreModel, load_score_model
 from diffusionnag.evaluators.registry import Target
 from diffusionnag.generate import SAMPLER_NAMES, SamplerConfig
@@ -33,7 +34,7 @@ from diffusionnag.predictors.data import load_pairs
 from diffusionnag.predictors.meta import ConditionedPredictor, TrainedMetaPredictor
 from diffusionnag.predictors.task_encoders import KnownTask, TaskData
 from diffusionnag.pretrained import default_score_model
-from diffusionnag.search.base import SearchStrategy, Seed, check_choice, check_positive
+from diffusionnag.search.base import SearchStrategy, Seed
 from diffusionnag.search.history import History
 from diffusionnag.spaces.base import Arch, SearchSpace
 from diffusionnag.transfer.defaults import check_never_saw, default_meta_predictor, labels_note
@@ -80,15 +81,13 @@ class TransferStrategy(SearchStrategy):
         self.meta_predictor, self.score_model, self.support = meta_predictor, score_model, support
         archs, values = load_pairs(support, space) if support else ([], np.zeros(0))
         self.known = (list(archs), [float(v) for v in values])
-        self.candidates = check_positive("candidates", candidates)
-        if not (isinstance(scale, int | float) and math.isfinite(scale) and scale >= 0):
-            raise ValueError(f"option scale must be a finite number >= 0, got {scale!r}")
-        self.scale = float(scale)
-        self.sampler = check_choice("sampler", sampler, SAMPLER_NAMES)
-        self.steps = check_positive("steps", steps)
-        self.round_samples = check_positive("round_samples", round_samples)
-        self.encodings = check_positive("encodings", encodings)
-        self.prior = check_choice("prior", prior, PRIORS)
+        self.candidates = option_int("candidates", candidates)
+        self.scale = option_real("scale", scale)
+        self.sampler = option_choice("sampler", sampler, SAMPLER_NAMES)
+        self.steps = option_int("steps", steps)
+        self.round_samples = option_int("round_samples", round_samples)
+        self.encodings = option_int("encodings", encodings)
+        self.prior = option_choice("prior", prior, PRIORS)
         self._sources: dict[str, SourceFn] = {}
         self._predictor: TrainedMetaPredictor | None = None
         self._model: ScoreModel | None = None

@@ -13,12 +13,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from diffusionnag.config import POSITIVE_REAL, Bound, option_choice, option_int, option_real
 from diffusionnag.search.base import (
     Batch,
     ModelBasedStrategy,
     Seed,
-    check_choice,
-    check_positive,
 )
 from diffusionnag.search.history import History
 from diffusionnag.search.strategies.acquisition import ACQUISITIONS, acquisition_scores, top_indices
@@ -48,18 +47,16 @@ class Bananas(ModelBasedStrategy):
         lr: float = 0.01,
     ) -> None:
         super().__init__(space, seed)
-        self.num_init = check_positive("num_init", num_init, 2)
-        self.num_candidates = check_positive("num_candidates", num_candidates)
-        self.num_parents = check_positive("num_parents", num_parents)
-        self.max_edits = check_positive("max_edits", max_edits)
-        self.acquisition = check_choice("acquisition", acquisition, ACQUISITIONS)
-        self.members = check_positive("members", members)
-        self.hidden = check_positive("hidden", hidden)
-        self.layers = check_positive("layers", layers)
-        self.epochs = check_positive("epochs", epochs)
-        if not lr > 0:
-            raise ValueError(f"option lr must be > 0, got {lr!r}")
-        self.lr = float(lr)
+        self.num_init = option_int("num_init", num_init, Bound(2))
+        self.num_candidates = option_int("num_candidates", num_candidates)
+        self.num_parents = option_int("num_parents", num_parents)
+        self.max_edits = option_int("max_edits", max_edits)
+        self.acquisition = option_choice("acquisition", acquisition, ACQUISITIONS)
+        self.members = option_int("members", members)
+        self.hidden = option_int("hidden", hidden)
+        self.layers = option_int("layers", layers)
+        self.epochs = option_int("epochs", epochs)
+        self.lr = option_real("lr", lr, POSITIVE_REAL)
 
     def propose_model(self, history: History, batch: Batch, rng: np.random.Generator) -> None:
         pool = self.candidate_pool(history, batch, rng)

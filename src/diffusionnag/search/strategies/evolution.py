@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from diffusionnag.search.base import Batch, SearchStrategy, Seed, check_positive
+from diffusionnag.config import Bound, option_int
+from diffusionnag.search.base import Batch, SearchStrategy, Seed
 from diffusionnag.search.history import History, Trial
 from diffusionnag.spaces.base import Arch, SearchSpace
 
@@ -36,8 +37,8 @@ class RegularizedEvolution(SearchStrategy):
         sample_size: int = 5,
     ) -> None:
         super().__init__(space, seed)
-        self.population_size = check_positive("population_size", population_size, 2)
-        self.sample_size = check_positive("sample_size", sample_size)
+        self.population_size = option_int("population_size", population_size, Bound(2))
+        self.sample_size = option_int("sample_size", sample_size)
         if self.sample_size > self.population_size:
             raise ValueError(
                 f"option sample_size={sample_size} exceeds population_size={population_size}"

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from diffusionnag.search.base import SearchStrategy, Seed, check_positive
+from diffusionnag.config import option_int
+from diffusionnag.search.base import SearchStrategy, Seed
 from diffusionnag.search.history import History, Trial
 from diffusionnag.spaces.base import Arch, SearchSpace
 
@@ -26,7 +27,7 @@ class LocalSearch(SearchStrategy):
 
     def __init__(self, space: SearchSpace, seed: Seed = 0, *, num_init: int = 10) -> None:
         super().__init__(space, seed)
-        self.num_init = check_positive("num_init", num_init)
+        self.num_init = option_int("num_init", num_init)
 
     def propose(self, history: History, n: int, rng: np.random.Generator) -> list[Arch]:
         batch = self.new_batch(history, n)

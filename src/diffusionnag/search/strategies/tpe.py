@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from diffusionnag.search.base import Batch, ModelBasedStrategy, Seed, check_positive
+from diffusionnag.config import NON_NEGATIVE, option_int
+from diffusionnag.search.base import Batch, ModelBasedStrategy, Seed
 from diffusionnag.search.history import History
 from diffusionnag.spaces.base import Arch, SearchSpace
 
@@ -67,9 +68,9 @@ class TPESearch(ModelBasedStrategy):
         multivariate: bool = True,
     ) -> None:
         super().__init__(space, seed)
-        self.num_init = check_positive("num_init", num_init)
-        self.max_retries = check_positive("max_retries", max_retries, 0)
-        self.n_ei_candidates = check_positive("n_ei_candidates", n_ei_candidates)
+        self.num_init = option_int("num_init", num_init)
+        self.max_retries = option_int("max_retries", max_retries, NON_NEGATIVE)
+        self.n_ei_candidates = option_int("n_ei_candidates", n_ei_candidates)
         self.multivariate = bool(multivariate)
         optuna = import_optuna()
         self._distributions = {

@@ -20,9 +20,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from diffusionnag.config import Bound, option_int
 from diffusionnag.nn.space_costs import arch_costs
 from diffusionnag.nn.zero_cost import NB201_RESOLUTION, proxy_score, random_inputs
-from diffusionnag.search.base import SearchStrategy, Seed, check_positive
+from diffusionnag.search.base import SearchStrategy, Seed
 from diffusionnag.search.history import History
 from diffusionnag.spaces.base import Arch, SearchSpace
 
@@ -39,7 +40,7 @@ class ScoreOrder(SearchStrategy):
 
     def __init__(self, space: SearchSpace, seed: Seed, pool_size: int) -> None:
         super().__init__(space, seed)
-        self.pool_size = check_positive("pool_size", pool_size)
+        self.pool_size = option_int("pool_size", pool_size)
         self._ranked: list[Arch] | None = None
 
     @abstractmethod
@@ -134,7 +135,7 @@ class NaswotOrder(ZeroCostOrder):
         self, space: SearchSpace, seed: Seed = 0, *, pool_size: int = 64, batch_size: int = 64
     ) -> None:
         super().__init__(space, seed, pool_size)
-        self.batch_size = check_positive("batch_size", batch_size, 2)
+        self.batch_size = option_int("batch_size", batch_size, Bound(2))
 
     def images_per_score(self) -> int:
         """The kernel is ``[batch_size, batch_size]`` (Mellor et al. used 128 on NB201)."""
