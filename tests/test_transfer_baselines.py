@@ -12,10 +12,12 @@ from conftest import write_fake_table
 
 from diffusionnag.cli import main
 from diffusionnag.evaluators.base import EvalResult
+from diffusionnag.evaluators.nb201_valid import load_valid_table, package_key
 from diffusionnag.search.history import History
 from diffusionnag.spaces.nb201 import NB201Space
 from diffusionnag.transfer import baselines
 from diffusionnag.transfer.baselines import ValidationTruth, free_baselines, history_outcome
+from diffusionnag.transfer.metadata import valid_meta_dataset
 
 BUDGET = 5
 
@@ -111,3 +113,36 @@ def test_a_meta_predictor_that_saw_the_target_table_is_refused(
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "was meta-trained on nb201:cifar100" in err
+
+
+def test_validation_tables_are_one_task_per_training_seed() -> None:
+    dataset = valid_meta_dataset(["cifar100"])
+    assert dataset.task_names == [f"nb201-valid:cifar100/seed{k}" for k in range(3)]
+    assert [len(task.archs) for task in dataset.tasks] == [15625, 15625, 8169]
+    table = load_valid_table("cifar100")
+    for task in dataset.tasks:
+        seed = int(task.name[-1])
+        index = [0, 4000, len(task.archs) - 1]
+        expected = [table[package_key(task.archs[i])]["val_acc"][seed] for i in index]
+        assert task.values[index].tolist() == expected
+
+
+def test_a_meta_predictor_that_saw_one_seed_of_the_target_is_refused(
+    full_fake_table: Path, tmp_path: Path, capsys
+) -> None:
+    meta = tmp_path / "meta"
+    argv = ["meta-train", "--table", str(full_fake_table), "--table-tasks", "cifar10",
+            "--valid-tasks", "cifar100", "--steps", "3", "--out", str(meta), "--device", "cpu",
+            "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    trained_on = json.loads((meta / "meta_predictor.json").read_text())["meta"]["tasks"]
+    assert trained_on[0] == "nb201:cifar10" and len(trained_on) == 4
+    capsys.readouterr()
+    argv = ["transfer", "--benchmark", "nb201:cifar100", "--table", str(full_fake_table),
+            "--meta-predictor", str(meta), "--out", str(tmp_path / "run.json"),
+            "--quiet"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "meta-trained on nb201-valid:cifar100/seed0, " in err
+    assert main(["meta-train", "--out", str(tmp_path / "none")]) == 2
+    assert "give --meta-dataset, or --table-tasks and/or --valid-tasks" in capsys.readouterr().err

