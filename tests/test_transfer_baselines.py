@@ -92,6 +92,9 @@ def test_transfer_compares_with_baselines_on_a_validation_table(
         and "synflow order" in methods
         and printed[-1].startswith("DiffusionNAG-BO")
     )
+    # every method's pick marked among all cells, scored by the same truth
+    assert (tmp_path / "run_reference.png").is_file()
+    assert any(line.startswith("placement among the reference cells -> ") for line in printed)
 
 
 def test_comparison_needs_a_validation_table(full_fake_table: Path, tmp_path: Path, capsys) -> None:

@@ -118,7 +118,16 @@ def plot_placement(
     axes.hist(
         finite, bins=min(40, max(5, finite.size // 3)), color="#9db4d0", label=reference_label
     )
-    colours = ["#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf"]
+    colours = [
+        "#d62728",
+        "#2ca02c",
+        "#ff7f0e",
+        "#9467bd",
+        "#8c564b",
+        "#17becf",
+        "#e377c2",
+        "#7f7f7f",
+    ]
     for number, (name, value) in enumerate(marks.items()):
         beaten = int((finite < value).sum())
         axes.axvline(

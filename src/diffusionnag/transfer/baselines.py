@@ -198,9 +198,11 @@ def comparable_evaluator(target: Target) -> ValidationEvaluator:
     return evaluator
 
 
-def compare_run(target: Target, method: str, history: History, budget: int) -> list[Outcome]:
+def compare_run(
+    target: Target, method: str, history: History, budget: int
+) -> tuple[ValidationTruth, list[Outcome]]:
     """The run ``history`` of ``method`` first, then the free baselines, on the target's
-    validation table with the target's evaluation seed."""
+    validation table with the target's evaluation seed; with the truth they were scored by."""
     evaluator = comparable_evaluator(target)
     truth, outcomes = free_baselines(evaluator.dataset, evaluator.seed, budget)
-    return [history_outcome(truth, method, history, budget), *outcomes]
+    return truth, [history_outcome(truth, method, history, budget), *outcomes]

@@ -14,7 +14,7 @@ killed run) and ``run.png``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,12 @@ from diffusionnag.evaluators.registry import BenchmarkSpec, Target
 from diffusionnag.evaluators.training import TrainConfig
 from diffusionnag.search.history import History
 from diffusionnag.search.job import SearchJob, prepare_job, run_prepared, run_warnings
-from diffusionnag.transfer.baselines import Outcome, comparable_evaluator, compare_run
+from diffusionnag.transfer.baselines import (
+    Outcome,
+    ValidationTruth,
+    comparable_evaluator,
+    compare_run,
+)
 from diffusionnag.transfer.reference import Placement, Reference, read_reference, shipped_reference
 
 TRANSFER_STRATEGIES = ("transfer", "transfer-bo")
@@ -107,13 +112,15 @@ def run_transfer(job: TransferJob) -> TransferRun:
         comparable_evaluator(prepared.target)
     reference = _reference(given, prepared.target, job.search.train)
     outcomes: list[Outcome] = []
+    truths: list[ValidationTruth] = []
 
     def report_sections(history: History) -> dict[str, Any]:
         sections: dict[str, Any] = {}
         if job.compare_baselines:
             budget = job.search.budget
             method = _method(job.strategy_job())
-            outcomes[:] = compare_run(prepared.target, method, history, budget)
+            truth, outcomes[:] = compare_run(prepared.target, method, history, budget)
+            truths[:] = [truth]
             sections["baselines"] = [asdict(outcome) for outcome in outcomes]
         placement = _place(history, reference)
         if placement is not None and reference is not None:
@@ -124,7 +131,12 @@ def run_transfer(job: TransferJob) -> TransferRun:
     history = run_prepared(prepared, report=report_sections)
     transfer = prepared.strategy.result_sections().get("transfer", {})
     evaluator = prepared.target.evaluator
-    plot = plot_reference(history, Path(job.search.out), _distribution(reference, evaluator))
+    out = Path(job.search.out)
+    plot = (
+        plot_comparison(truths[0], outcomes, out)
+        if truths
+        else plot_reference(history, out, _distribution(reference, evaluator))
+    )
     placement = _place(history, reference)
     warnings = run_warnings(history, prepared.target)
     return TransferRun(history, transfer, placement, evaluator.value_name, plot, warnings, outcomes)
@@ -172,6 +184,20 @@ def plot_reference(
     path = out.with_name(out.stem + "_reference.png")
     title = "the chosen cell's test accuracy among the reference cells"
     plot_placement(values, {"chosen cell": chosen, **(picks or {})}, path, title=title,
+                   reference_label=label)  # fmt: skip
+    return path
+
+
+def plot_comparison(truth: ValidationTruth, outcomes: Sequence[Outcome], out: Path) -> Path:
+    """``<out stem>_reference.png``: every cell class's mean validation accuracy, with the
+    cell each method chose marked (the run first), all scored by the same truth."""
+    from diffusionnag.search.plots import plot_placement  # matplotlib: only when plotting
+
+    path = out.with_name(out.stem + "_reference.png")
+    marks = {outcome.method: outcome.chosen_truth for outcome in outcomes}
+    label = f"all {len(truth.truth)} cell classes ({truth.dataset}, mean over training seeds)"
+    title = "the cells each method chose, among all cells"
+    plot_placement(truth.truth, marks, path, title=title, xlabel="mean validation accuracy (%)",
                    reference_label=label)  # fmt: skip
     return path
 
