@@ -34,6 +34,7 @@ from diffusionnag.cli.transfer import (
     cmd_meta_train,
     cmd_transfer,
 )
+from diffusionnag.device import one_thread_unless_told
 
 # --- entry point --------------------------------------------------------------------------
 
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    one_thread_unless_told()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
