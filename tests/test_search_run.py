@@ -15,7 +15,7 @@ from diffusionnag.evaluators.base import EvalResult, Evaluator
 from diffusionnag.evaluators.nb201_table import NB201Table, TableEvaluator
 from diffusionnag.search.history import History
 from diffusionnag.search.run import run_search
-from diffusionnag.search.strategies import get_strategy, standalone_strategies
+from diffusionnag.search.strategies import get_strategy, standalone_strategies, strategy_class
 from diffusionnag.spaces.base import Arch
 from diffusionnag.spaces.nb201 import NB201Space
 
@@ -226,3 +226,12 @@ def test_history_rejects_equivalent_cells() -> None:
     assert history.is_seen(b)
     with pytest.raises(ValueError, match="repeats the canonical key of trial 0"):
         history.record(b, EvalResult(51.0, "cifar10", "ori-test"))
+
+
+def test_option_defaults_are_what_a_strategy_built_without_options_records() -> None:
+    for name in standalone_strategies():
+        built = get_strategy(name, NB201Space(), 0)
+        assert strategy_class(name).option_defaults() == built.options(), name
+    transfer_bo = strategy_class("transfer-bo").option_defaults()
+    assert transfer_bo["num_init"] == 5 and transfer_bo["hidden"] == 32  # its own, then inherited
+    assert set(transfer_bo) == set(strategy_class("transfer-bo").option_names())

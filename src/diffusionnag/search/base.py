@@ -95,9 +95,16 @@ class SearchStrategy(ABC):
 
     @classmethod
     def option_defaults(cls) -> dict[str, Any]:
-        """Each option's default (every option has one)."""
-        params = inspect.signature(cls.__init__).parameters
-        return {name: params[name].default for name in cls.option_names()}
+        """Each option's default (every option has one), the most derived class's where a
+        subclass passes the others on through ``**options``."""
+        defaults: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            init = klass.__dict__.get("__init__")
+            if init is not None:
+                params = inspect.signature(init).parameters.values()
+                kept = (p for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
+                defaults.update((p.name, p.default) for p in kept)
+        return {name: defaults[name] for name in cls.option_names()}
 
     def options(self) -> dict[str, Any]:
         """The strategy's options as given to ``__init__`` (for journals and summaries)."""

@@ -117,7 +117,7 @@ def open_journal(
         if not records:
             journal._write({"type": "header", **header})
             return journal, []
-        _check_header(path, _with_defaults(records[0], option_defaults or {}), header)
+        _check_header(path, _with_defaults(records[0], header, option_defaults or {}), header)
         trials = _trials(path, records[1:], space)
         journal.next_index = len(trials)
         return journal, trials
@@ -200,12 +200,16 @@ def _extends(name: str, found: Mapping[str, Any], expected: Mapping[str, Any]) -
     return name == "budget" and isinstance(old, int) and isinstance(new, int) and new >= old
 
 
-def _with_defaults(found: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """``found`` with the options it lacks taken from ``defaults``."""
-    options = found.get("options")
+def _with_defaults(
+    found: Mapping[str, Any], expected: Mapping[str, Any], defaults: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``found`` with the options that ``expected`` records and ``found`` lacks taken from
+    ``defaults``."""
+    options, recorded = found.get("options"), expected.get("options", {})
     if not isinstance(options, dict):
         return dict(found)
-    return {**found, "options": {**portable(dict(defaults)), **options}}
+    missing = {k: v for k, v in defaults.items() if k in recorded and k not in options}
+    return {**found, "options": {**options, **portable(missing)}}
 
 
 def _check_header(path: Path, found: Mapping[str, Any], expected: Mapping[str, Any]) -> None:

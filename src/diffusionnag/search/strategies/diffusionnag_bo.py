@@ -394,6 +394,10 @@ class PoolAblation(DiffusionNAGBO):
     def option_names(cls) -> tuple[str, ...]:
         return DiffusionNAGBO.option_names()
 
+    @classmethod
+    def option_defaults(cls) -> dict[str, Any]:
+        return {**super().option_defaults(), "pool": cls.fixed_pool}
+
 
 class RandomPoolBO(PoolAblation):
     name = "bo-pool-random"
