@@ -115,9 +115,7 @@ def summarise(runs: list[dict]) -> dict:
 def transfer_runs(args: argparse.Namespace, table_path: Path, target: str, optimum: float):
     """One transfer run per seed, stopped at the optimum; its curve statistics."""
     meta = args.meta_dir / f"meta-nb201-no-{target}" if args.meta_dir else None
-    options = {"round_samples": args.round_samples}
-    if args.strategy == "transfer":
-        options["prior"] = args.prior
+    options = {"round_samples": args.round_samples, "prior": args.prior}
     runs, trained_on = [], []
     for seed in seeds_of(args):
         search = SearchJob(
@@ -170,8 +168,7 @@ def seeds_of(args: argparse.Namespace) -> range:
 
 def label(args: argparse.Namespace) -> str:
     """Journal and summary name: the strategy, and the prior where not the default."""
-    prior = args.prior if args.strategy == "transfer" else "meta"
-    return args.strategy if prior == "meta" else f"{args.strategy}-{prior}"
+    return args.strategy if args.prior == "meta" else f"{args.strategy}-{args.prior}"
 
 
 def markdown(report: dict, name: str) -> str:

@@ -50,8 +50,10 @@ class PriorSurrogate(Surrogate):
 class TransferBO(DiffusionNAGBO):
     """DiffusionNAG-BO warm-started by a meta-predictor's prior (see the module docstring).
 
-    ``meta_predictor`` and ``support`` are the prior's (:class:`TransferStrategy`), which also
-    generates with DiffusionNAG-BO's ``score_model``.
+    ``meta_predictor``, ``support`` and ``prior`` are the transfer strategy's
+    (:class:`TransferStrategy`), which also generates with DiffusionNAG-BO's ``score_model``:
+    ``prior="experts"`` makes the first ``num_init`` proposals the experts prior's and adds the
+    source tables' top cells to the pool; the prior mean stays the meta-predictor's.
     """
 
     name = "transfer-bo"
@@ -68,10 +70,11 @@ class TransferBO(DiffusionNAGBO):
         candidates: int = 100,
         round_samples: int = 1000,
         encodings: int = 5,
+        prior: str = "meta",
         **options: Any,
     ) -> None:
         super().__init__(space, seed, num_init=num_init, **options)
-        self.prior = TransferStrategy(
+        self.transfer = TransferStrategy(
             space,
             seed,
             meta_predictor=meta_predictor,
@@ -80,31 +83,32 @@ class TransferBO(DiffusionNAGBO):
             candidates=candidates,
             round_samples=round_samples,
             encodings=encodings,
+            prior=prior,
         )
-        self.meta_predictor, self.support = meta_predictor, support
+        self.meta_predictor, self.support, self.prior = meta_predictor, support, prior
         self.candidates, self.round_samples, self.encodings = candidates, round_samples, encodings
 
     @classmethod
     def option_names(cls) -> tuple[str, ...]:
-        own = ("meta_predictor", "support", "candidates", "round_samples", "encodings")
+        own = ("meta_predictor", "support", "candidates", "round_samples", "encodings", "prior")
         return (*DiffusionNAGBO.option_names(), *own)
 
     def prepare(self, target: Target) -> None:
-        self.prior.prepare(target)
-        self.meta_predictor = self.prior.meta_predictor
+        self.transfer.prepare(target)
+        self.meta_predictor = self.transfer.meta_predictor
 
     def options(self) -> dict[str, Any]:
-        return self.prior.with_known(super().options())
+        return self.transfer.with_known(super().options())
 
     def result_sections(self) -> dict[str, Any]:
-        return {"transfer": self.prior.transfer_report(self.name)}
+        return {"transfer": self.transfer.transfer_report(self.name)}
 
     def score_model_for_space(self) -> ScoreModel:
-        return self.prior.model
+        return self.transfer.model
 
     def propose(self, history: History, n: int, rng: np.random.Generator) -> list[Arch]:
         if len(history) < self.num_init or not any(t.ok for t in history):
-            return self.prior.propose(history, n, rng)
+            return self.transfer.propose(history, n, rng)
         return super().propose(history, n, rng)
 
     def fit_surrogate(self, history: History, rng: np.random.Generator) -> Surrogate:
@@ -112,7 +116,7 @@ class TransferBO(DiffusionNAGBO):
         archs = [t.arch for t in trials]
         values = np.array([t.value for t in trials])
         values = np.maximum(values, np.quantile(values, ACCURACY_FLOOR_QUANTILE))
-        prior = self.prior.ranker(history, rng)
+        prior = self.transfer.ranker(history, rng)
         predicted = prior.predict(archs)
         slope, intercept = _line(predicted, values)
         residuals = values - (slope * predicted + intercept)
@@ -128,7 +132,7 @@ class TransferBO(DiffusionNAGBO):
     def candidate_pool(
         self, surrogate: Surrogate, history: History, rng: np.random.Generator
     ) -> list[Arch]:
-        generated, prior = super().candidate_pool(surrogate, history, rng), self.prior.pool()
+        generated, prior = super().candidate_pool(surrogate, history, rng), self.transfer.pool()
         pool = Batch(self, history, len(generated) + len(prior))
         for arch in (*generated, *prior):
             pool.offer(arch)
