@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,6 @@ from diffusionnag.evaluators.ofa_data import MAX_TABLE_BYTES
 from diffusionnag.evaluators.shared_data import OFA_ENV_VAR, default_ofa_dir
 from diffusionnag.nn.mbv3 import mbv3_costs
 from diffusionnag.search.run import search_trials
-from diffusionnag.search.strategies import diffusionnag_bo as bo
 from diffusionnag.search.strategies import get_strategy
 from diffusionnag.spaces.mbv3 import MBV3Space
 
@@ -136,12 +134,11 @@ def test_over_budget_cells_fail_and_strategies_stay_within_budget(ofa_dir) -> No
         assert all(t.metrics["latency_ms"] <= 45 for t in history), name
 
 
-def test_diffusionnag_bo_is_guided_by_each_budget(ofa_dir, monkeypatch) -> None:
-    monkeypatch.setattr(bo, "COST_TRAINING_CELLS", 64)
-    monkeypatch.setattr(bo, "COST_PREDICTOR", replace(bo.COST_PREDICTOR, epochs=2))
+def test_diffusionnag_bo_is_guided_by_each_budget(ofa_dir) -> None:
     evaluator = ofa_evaluator("imagenet,max_flops=450e6,max_latency_ms=45", ofa_dir)
     space = evaluator.search_space()
     options = {"num_init": 12, "pool_size": 20, "fit_steps": 5, "members": 2}
+    options |= {"cost_cells": 64, "cost_epochs": 2}
     strategy = get_strategy("diffusionnag-bo", space, 0, **options)
     budgets = strategy.budget_guidance()
     assert [(b.metric, b.limit) for b in budgets] == [("flops", 450e6), ("latency_ms", 45.0)]
