@@ -12,6 +12,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from diffusionnag.cli.benchmark import add_benchmark_parser, cmd_benchmark
 from diffusionnag.cli.common import PROG, USAGE_ERROR, Parser
 from diffusionnag.cli.metadata import add_meta_dataset_parser, cmd_meta_dataset
 from diffusionnag.cli.predict import add_train_predictor_parser, cmd_train_predictor
@@ -23,9 +24,7 @@ from diffusionnag.cli.score import (
     train_config_from_args,
 )
 from diffusionnag.cli.search import (
-    add_benchmark_parser,
     add_search_parser,
-    cmd_benchmark,
     cmd_search,
 )
 from diffusionnag.cli.transfer import (

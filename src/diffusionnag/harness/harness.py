@@ -1,20 +1,18 @@
-"""The benchmark runner: strategies x seeds x datasets on the NAS-Bench-201 table, in parallel.
+"""The benchmark runner: strategies x seeds x datasets on the NAS-Bench-201 table, in parallel;
+``targets.py`` runs the same machinery on any registry target (``runs.py``: what a run searches).
 
 Under ``protocol="valid"`` a run's objective is one training seed's validation accuracy instead
 of the table's test accuracy, and the summary reports the chosen cell's test accuracy (see
-search/protocols.py, which holds what differs between the protocols).
+harness/protocols.py). Each run has its own journal, so a killed benchmark continues with
+``resume=True``. Runs go to an :class:`~diffusionnag.execution.Executor`: this process for
+``workers=1``, else a pool of local processes (started clean, one intra-op torch thread each,
+exiting when this process dies) or Ray tasks. Only this process writes journals: it locks a
+run's journal and replays it before the run is submitted, and appends each trial the worker
+sends back, so the journal of a killed benchmark holds exactly the trials the parent received.
+Outputs under ``out_dir``::
 
-Each run has its own journal, so a killed benchmark continues with ``resume=True``. Runs go to
-an :class:`~diffusionnag.execution.Executor`: this process for ``workers=1``, else a pool of
-local processes (started clean, one intra-op torch thread each, exiting when this process
-dies) or Ray tasks. Only this process writes journals: it locks a run's journal and replays it
-before the run is submitted, and appends each trial the worker sends back, so a worker can
-never write after the parent is gone, and the journal of a killed benchmark holds exactly the
-trials the parent received. Outputs under ``out_dir``::
-
-    runs/<dataset>/<strategy>/seed<k>.jsonl        journal of one run
-    runs/<dataset>/<strategy>/seed<k>.result.json  its final result
-    summary.json, summary.md                        the comparison (see search/summary.py)
+    runs/<dataset>/<strategy>/seed<k>.jsonl        journal of one run (+ .result.json)
+    summary.json, summary.md                        the comparison (see harness/summary.py)
     best_so_far_<dataset>.png                       median and interquartile band per strategy
     chosen_test_<dataset>.png                       instead, under protocol="valid"
 """
@@ -35,10 +33,10 @@ from diffusionnag.execution import Channel, Executor, InProcessExecutor, WorkerL
 from diffusionnag.harness.protocols import (
     check_protocol,
     group_histories,
-    make_evaluator,
     valid_summary,
     write_valid_outputs,
 )
+from diffusionnag.harness.runs import RunSource, TableRuns, folder_name
 from diffusionnag.harness.summary import (
     expected_best_of_random,
     random_yardstick,
@@ -52,6 +50,7 @@ from diffusionnag.search.history import History, Trial
 from diffusionnag.search.job import build_strategy
 from diffusionnag.search.journal import Journal, open_journal
 from diffusionnag.search.run import check_budget, run_header, run_result, search_trials
+from diffusionnag.spaces.base import SearchSpace
 from diffusionnag.spaces.nb201 import NB201Space
 
 __all__ = ["RunSpec", "expected_best_of_random", "run_benchmark"]
@@ -114,7 +113,7 @@ def run_benchmark(
     table = NB201Table.from_csv(table_path)
     out = Path(out_dir)
     specs = _run_specs(settings, out, resume)
-    records = _execute(specs, workers, table, progress, executor, ray_address)
+    records = _execute(specs, workers, TableRuns(table), progress, executor, ray_address)
     summary = _summarise(settings, specs, records, table)
     _write_outputs(out, summary, specs, records, table)
     return summary
@@ -130,7 +129,7 @@ def _run_specs(settings: Mapping[str, Any], out: Path, resume: bool) -> list[Run
             dataset=dataset,
             budget=settings["budget"],
             batch_size=settings["batch_size"],
-            journal=str(out / "runs" / dataset / name / f"seed{seed}.jsonl"),
+            journal=str(out / "runs" / folder_name(dataset) / name / f"seed{seed}.jsonl"),
             resume=resume,
             options=settings["strategy_options"].get(name, {}),
             stop_at_optimum=settings["stop_at_optimum"],
@@ -159,8 +158,11 @@ def _settings(
     workers: int,
     strategy_options: Mapping[str, Mapping[str, Any]] | None,
     batch_size: int,
+    space: SearchSpace | None = None,
 ) -> dict[str, Any]:
-    """The benchmark's settings, checked before any run starts (names, options, numbers)."""
+    """The benchmark's settings, checked before any run starts (names, options, numbers), on
+    ``space`` (default the NB201 table's)."""
+    space = space or NB201Space()
     if not strategies or not seeds or not datasets:
         raise ValueError("need at least one strategy, one seed and one dataset")
     if len(set(strategies)) != len(strategies) or len(set(seeds)) != len(seeds):
@@ -172,9 +174,9 @@ def _settings(
     extra = sorted(set(options) - set(strategies))
     if extra:
         raise ValueError(f"options given for strategies not being run: {', '.join(extra)}")
-    check_budget(NB201Space(), budget)
+    check_budget(space, budget)
     for name in strategies:
-        build_strategy(name, NB201Space(), 0, options.get(name, {}))
+        build_strategy(name, space, 0, options.get(name, {}))
     return {
         "strategies": list(strategies),
         "seeds": [as_seed(seed) for seed in seeds],
@@ -189,7 +191,7 @@ def _settings(
 def _execute(
     specs: list[RunSpec],
     workers: int,
-    table: NB201Table,
+    source: RunSource,
     progress: bool,
     kind: str = "local",
     address: str | None = None,
@@ -200,13 +202,13 @@ def _execute(
     cores made DiffusionNAG-BO's asks several times slower). A run's journal is opened when the
     run is submitted and closed when it ends, so at most ``2 * workers`` are open at a time.
     """
-    _init_worker(table)  # the parent builds every run's journal header
+    _init_worker(source)  # the parent builds every run's journal header
     if workers == 1 and kind == "local":
         with single_thread():
             return _drive(specs, InProcessExecutor(), 1, progress)
     executor = make_executor(
         kind, min(workers, len(specs)), preload=(__name__,), setup=_init_worker,
-        setup_args=(table,), address=address,
+        setup_args=(source,), address=address,
     )  # fmt: skip
     return _drive(specs, executor, 2 * workers, progress)
 
@@ -294,10 +296,10 @@ def _result_of(future: Any, spec: RunSpec) -> None:
 
 
 def _open_run(spec: RunSpec) -> _OpenRun:
-    (table,) = _WORKER_TABLE
-    space = NB201Space()
+    (source,) = _WORKER_SOURCE
+    space = source.space(spec)
     strategy = build_strategy(spec.strategy, space, spec.seed, spec.options)
-    evaluator = make_evaluator(spec.protocol, spec.dataset, spec.seed, table)
+    evaluator = source.evaluator(spec)
     header = run_header(strategy, evaluator, space, spec.budget, spec.batch_size)
     journal, trials = open_journal(
         spec.journal, header, space, resume=spec.resume, option_defaults=strategy.option_defaults()
@@ -309,27 +311,28 @@ def _open_run(spec: RunSpec) -> _OpenRun:
     return _OpenRun(spec, header, journal, history, replayed)
 
 
-_WORKER_TABLE: list[NB201Table] = []
-"""The table of this process' runs (sent pickled to each worker: faster than parsing the CSV)."""
+_WORKER_SOURCE: list[RunSource] = []
+"""What this process' runs search and are scored by (sent pickled to each worker: the table
+travels whole, faster than parsing the CSV; a target is built in the worker)."""
 
 
-def _init_worker(table: NB201Table) -> None:
-    _WORKER_TABLE[:] = [table]
+def _init_worker(source: RunSource) -> None:
+    _WORKER_SOURCE[:] = [source]
 
 
 def _run_one(number: int, spec: RunSpec, replayed: list[dict[str, Any]], channel: Channel) -> None:
     """Continue one search from its replayed trials, sending each new trial to the parent."""
-    (table,) = _WORKER_TABLE
-    space = NB201Space()
+    (source,) = _WORKER_SOURCE
+    space = source.space(spec)
     search_trials(
         build_strategy(spec.strategy, space, spec.seed, spec.options),
-        make_evaluator(spec.protocol, spec.dataset, spec.seed, table),
+        source.evaluator(spec),
         space,
         spec.budget,
         [Trial.from_json(record, space) for record in replayed],
         batch_size=spec.batch_size,
         on_trial=lambda trial: channel.put(("trial", number, trial.to_json(space))),
-        stop_value=table.optimum(spec.dataset)[1] if spec.stop_at_optimum else None,
+        stop_value=source.stop_value(spec),
     )
     channel.put(("done", number))
 

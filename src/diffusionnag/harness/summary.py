@@ -106,27 +106,28 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
 
 
 def _dataset_table(dataset: str, block: Mapping[str, Any], budget: int) -> list[str]:
+    title = f"## {dataset}: optimum {block['optimum']['value']:.4f} (`{block['optimum']['arch']}`)"
+    return [title, "", *strategy_rows(block, budget)]
+
+
+def strategy_rows(block: Mapping[str, Any], budget: int, target: str = "optimum") -> list[str]:
+    """The markdown table of a block's strategies (``target`` names what the first count is
+    counted to), and the ``E[random]`` row where the block has the expectation."""
     points = checkpoints(budget)
     near = f"within_{NEAR_OPTIMUM}"
-    header = ["strategy", "runs", "evals to optimum", f"evals to within {NEAR_OPTIMUM}"]
+    header = ["strategy", "runs", f"evals to {target}", f"evals to within {NEAR_OPTIMUM}"]
     header += [f"best@{c}" for c in points] + ["strategy s/step"]
-    lines = [
-        f"## {dataset}: optimum {block['optimum']['value']:.4f} (`{block['optimum']['arch']}`)",
-        "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
-    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, row in block["strategies"].items():
         cells = [name, str(row["runs"])]
-        cells += [
-            _count_cell(row["evals_to"][key], row["runs"], budget) for key in ("optimum", near)
-        ]
+        cells += [_count_cell(row["evals_to"][key], row["runs"], budget) for key in (target, near)]
         cells += [_number(row["best_so_far_median"][str(c)]) for c in points]
         cells.append(f"{row['mean_strategy_seconds']:.4f}")
         lines.append("| " + " | ".join(cells) + " |")
-    expected = block["random_expectation"]
-    cells = ["E[random]", "-", "-", "-", *(_number(expected[str(c)]) for c in points), "-"]
-    lines.append("| " + " | ".join(cells) + " |")
+    expected = block.get("random_expectation")
+    if expected is not None:
+        cells = ["E[random]", "-", "-", "-", *(_number(expected[str(c)]) for c in points), "-"]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 

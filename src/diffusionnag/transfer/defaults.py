@@ -47,6 +47,14 @@ def default_meta_predictor(target: Target) -> Path:
         name = SHIPPED_META[str(BenchmarkSpec("nb201", target.table_dataset))]
     elif space == "nb201":
         name = SHIPPED_BY_KIND.get(target.spec.kind, SHIPPED_ALL_TABLES)
+    elif target.class_images is None:  # e.g. ofa:imagenet, a predictor of ImageNet accuracy
+        raise ValueError(
+            f"transfer does not run on {target.spec}: no meta-predictor ships for space "
+            f"{space!r} (one would need a meta-dataset of its accuracies on ImageNet-like tasks, "
+            "which is not available offline) and the target has no images for a task encoder "
+            f"to read; search it instead: diffusionnag search --space {space} --benchmark "
+            f"{target.spec} --strategy diffusionnag-bo"
+        )
     else:
         raise ValueError(
             f"no meta-predictor ships for space {space!r}; meta-train one "

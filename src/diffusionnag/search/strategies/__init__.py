@@ -13,14 +13,10 @@ from typing import Any
 
 from diffusionnag.search.base import SearchStrategy, Seed
 from diffusionnag.search.strategies.bananas import Bananas
-from diffusionnag.search.strategies.diffusionnag_bo import (
-    DiffusionNAGBO,
-    MixPoolBO,
-    MutationPoolBO,
-    RandomPoolBO,
-)
+from diffusionnag.search.strategies.diffusionnag_bo import DiffusionNAGBO
 from diffusionnag.search.strategies.evolution import RegularizedEvolution
 from diffusionnag.search.strategies.local_search import LocalSearch
+from diffusionnag.search.strategies.pool_ablation import MixPoolBO, MutationPoolBO, RandomPoolBO
 from diffusionnag.search.strategies.random_search import RandomSearch
 from diffusionnag.search.strategies.tpe import TPESearch
 from diffusionnag.search.strategies.zero_cost import NaswotOrder, ParameterOrder, SynflowOrder

@@ -39,7 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -374,41 +374,3 @@ class OptimisticEnsemble:
         """The same bound on clean cells, in the objective's units (a :class:`Predictor`)."""
         predictions = self.noise_aware.member_predictions(archs)
         return predictions.mean(0) + self.kappa * predictions.std(0)
-
-
-class PoolAblation(DiffusionNAGBO):
-    """DiffusionNAG-BO with its pool fixed to one of the baselines' sources (the ablation)."""
-
-    fixed_pool: ClassVar[str]
-
-    def __init__(self, space: SearchSpace, seed: Seed = 0, **options: Any) -> None:
-        pool = options.pop("pool", self.fixed_pool)
-        if pool != self.fixed_pool:
-            raise ValueError(
-                f"strategy {self.name!r} is DiffusionNAG-BO with pool={self.fixed_pool}; "
-                f"for pool={pool} run diffusionnag-bo with --option pool={pool}"
-            )
-        super().__init__(space, seed, pool=pool, **options)
-
-    @classmethod
-    def option_names(cls) -> tuple[str, ...]:
-        return DiffusionNAGBO.option_names()
-
-    @classmethod
-    def option_defaults(cls) -> dict[str, Any]:
-        return {**super().option_defaults(), "pool": cls.fixed_pool}
-
-
-class RandomPoolBO(PoolAblation):
-    name = "bo-pool-random"
-    fixed_pool = "random"
-
-
-class MutationPoolBO(PoolAblation):
-    name = "bo-pool-mutation"
-    fixed_pool = "mutation"
-
-
-class MixPoolBO(PoolAblation):
-    name = "bo-pool-mix"
-    fixed_pool = "mix"
