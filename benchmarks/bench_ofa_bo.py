@@ -48,7 +48,8 @@ NUM_INIT = 10
 Run = tuple[np.ndarray, int, np.ndarray, float]
 """A run's best-so-far curve, failed trials, each cell's cost, strategy seconds in all."""
 """Every model-based strategy here starts with 10 random cells; "used" counts the cells after."""
-STRATEGIES = ("random", "evolution", "local", "bananas", "tpe", "diffusionnag-bo")
+STRATEGIES = ("random", "evolution", "local", "bananas", "tpe", "optuna-gp", "diffusionnag-bo")
+STRATEGY_OPTIONS = {"optuna-gp": ["deterministic=true"]}  # the predictor has no noise
 HIGH_WATER = Path("benchmarks/results/ofa-high-water/summary.json")
 CHECKPOINTS = (50, 100, 200)
 NEAR = 0.1
@@ -80,6 +81,8 @@ def command(args: argparse.Namespace, budget: str, first: int, mark: float) -> l
         out = out / "variants" / variant(args.bo_option)
         strategies = ["diffusionnag-bo"]
         options = [f"--option=diffusionnag-bo:{pair}" for pair in args.bo_option]
+    for strategy in strategies:
+        options += [f"--option={strategy}:{pair}" for pair in STRATEGY_OPTIONS.get(strategy, [])]
     return [
         sys.executable, "-m", "diffusionnag", "benchmark",
         "--space", "mbv3", "--benchmark", f"ofa:imagenet,{option}",

@@ -162,6 +162,20 @@ def test_budget_log_prob_and_exact_check() -> None:
     assert not Budget(_exact(), limit).satisfied(large)
 
 
+def test_budget_floor_guides_into_a_band_and_is_never_enforced() -> None:
+    x = SPACE.encode([Arch("nb201", (3, 3, 0, 1, 2, 4)), Arch("nb201", (0,) * 6)])  # 2 and 0
+    t = torch.full((2,), 0.5)
+    band = Budget(_exact(), limit=3.0, slack=0.5, floor=1.5)
+    ceiling = Budget(_exact(), limit=3.0, slack=0.5)
+    below_floor = -np.log1p(np.exp(-(np.array([2.0, 0.0]) - 1.5) / 0.5))
+    np.testing.assert_allclose(
+        (band.log_prob(x, t) - ceiling.log_prob(x, t)).numpy(), below_floor, rtol=1e-5
+    )
+    assert band.log_prob(x, t)[0] > band.log_prob(x, t)[1]  # inside the band beats under it
+    small = Arch("nb201", (0,) * 6)
+    assert Budget(_exact(), limit=arch_costs(small)["params"], floor=1e12).satisfied(small)
+
+
 def test_user_mistakes_raise() -> None:
     with pytest.raises(ValueError, match="unknown direction 'up'; known: maximize, minimize"):
         Objective(_exact(), direction="up")

@@ -37,6 +37,7 @@ STRATEGY_OPTIONS = {
     "local": {"num_init": 4},
     "bananas": {"num_init": 12},
     "tpe": {"num_init": 8},
+    "optuna-gp": {"num_init": 12, "deterministic": True},
 }
 
 
@@ -138,10 +139,11 @@ def test_diffusionnag_bo_is_guided_by_each_budget(ofa_dir) -> None:
     evaluator = ofa_evaluator("imagenet,max_flops=450e6,max_latency_ms=45", ofa_dir)
     space = evaluator.search_space()
     options = {"num_init": 12, "pool_size": 20, "fit_steps": 5, "members": 2}
-    options |= {"cost_cells": 64, "cost_epochs": 2}
+    options |= {"cost_cells": 64, "cost_epochs": 2, "budget_floor": 0.9}
     strategy = get_strategy("diffusionnag-bo", space, 0, **options)
     budgets = strategy.budget_guidance()
-    assert [(b.metric, b.limit) for b in budgets] == [("flops", 450e6), ("latency_ms", 45.0)]
+    limits = [(b.metric, b.limit, b.floor) for b in budgets]
+    assert limits == [("flops", 450e6, 405e6), ("latency_ms", 45.0, 40.5)]
     history = search_trials(strategy, evaluator, space, 14, [])
     assert all(t.ok and evaluator.within_limits(t.metrics) for t in history)
 

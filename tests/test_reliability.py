@@ -203,6 +203,7 @@ ERRORS: list[tuple[str, Callable[[Path, Path], list[str]], str]] = [
     ("option-scale", _option("diffusionnag-bo", "scale=abc"), "option scale of strategy"),
     ("option-lr", _option("bananas", "lr=abc"), "option lr of strategy 'bananas' must be a"),
     ("option-bool", _option("tpe", "multivariate=maybe"), "multivariate of strategy 'tpe' must"),
+    ("option-floor", _option("diffusionnag-bo", "budget_floor=1.5"), "budget_floor must be a"),
     ("budget-too-large", lambda w, t: _search(w, t, "--budget", "7000"), "budget 7000 is larger"),
     ("device-tpu", lambda w, t: _search(w, t, "--device", "tpu"), "unknown device 'tpu'"),
     ("device-cuda", lambda w, t: _search(w, t, "--device", "cuda:0"), "device 'cuda:0'"),

@@ -155,10 +155,13 @@ def test_bananas_acquisitions_run(acquisition: str, nb201_table: NB201Table) -> 
     assert len(strategy.ask(history, 2)) == 2
 
 
-def test_tpe_without_optuna_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("name", ["tpe", "optuna-gp"])
+def test_optuna_strategies_without_optuna_name_the_extra(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(sys.modules, "optuna", None)
-    with pytest.raises(ValueError, match=r"pip install 'diffusionnag\[optuna\]'"):
-        get_strategy("tpe", NB201Space())
+    with pytest.raises(ValueError, match=rf"the {name} strategy needs optuna: pip install"):
+        get_strategy(name, NB201Space())
 
 
 def test_expected_improvement_closed_form() -> None:

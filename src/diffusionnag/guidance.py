@@ -88,6 +88,11 @@ class Budget:
     ``1 / slack``: the Gaussian ``log Phi`` form grows linearly with the violation and, in our
     measurements, drove most samples off the data manifold.
     Budgets are enforced again on the decoded architectures.
+
+    ``floor`` (same units, optional) adds the mirror term ``log sigmoid((cost - floor) / slack)``:
+    guidance toward the band ``floor <= cost <= limit`` rather than anywhere under the ceiling,
+    for objectives whose best cells use the whole budget. The floor is guidance only, never
+    enforced.
     """
 
     predictor: Predictor
@@ -95,6 +100,7 @@ class Budget:
     metric: str = "params"
     weight: float = 1.0
     slack: float = 0.1
+    floor: float | None = None
 
     def satisfied(self, arch: Arch) -> bool:
         """The exact check on a decoded architecture, with the space's own cost model."""
@@ -102,8 +108,14 @@ class Budget:
 
     def log_prob(self, x: Tensor, t: Tensor) -> Tensor:
         cost = self.predictor.standardised(x, t)
-        limit = (self.limit - self.predictor.mean) / self.predictor.scale
-        return self.weight * torch.nn.functional.logsigmoid((limit - cost) / self.slack)
+        log_p = torch.nn.functional.logsigmoid((self._standardised(self.limit) - cost) / self.slack)
+        if self.floor is not None:
+            floor = self._standardised(self.floor)
+            log_p = log_p + torch.nn.functional.logsigmoid((cost - floor) / self.slack)
+        return self.weight * log_p
+
+    def _standardised(self, cost: float) -> float:
+        return (cost - self.predictor.mean) / self.predictor.scale
 
 
 def combined_log_prob(terms: Sequence[Objective | Budget]) -> LogProb:

@@ -16,6 +16,7 @@ from diffusionnag.search.strategies.bananas import Bananas
 from diffusionnag.search.strategies.diffusionnag_bo import DiffusionNAGBO
 from diffusionnag.search.strategies.evolution import RegularizedEvolution
 from diffusionnag.search.strategies.local_search import LocalSearch
+from diffusionnag.search.strategies.optuna_gp import OptunaGPSearch
 from diffusionnag.search.strategies.pool_ablation import MixPoolBO, MutationPoolBO, RandomPoolBO
 from diffusionnag.search.strategies.random_search import RandomSearch
 from diffusionnag.search.strategies.tpe import TPESearch
@@ -30,6 +31,7 @@ STRATEGIES: dict[str, StrategyEntry] = {
     "local": LocalSearch,
     "bananas": Bananas,
     "tpe": TPESearch,
+    "optuna-gp": OptunaGPSearch,
     "diffusionnag-bo": DiffusionNAGBO,
     "bo-pool-random": RandomPoolBO,
     "bo-pool-mutation": MutationPoolBO,

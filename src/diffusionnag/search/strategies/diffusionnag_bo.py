@@ -26,8 +26,9 @@ correlate with the exact w1.2 FLOPs at Pearson 0.985 on 300 uniform cells.
 Every network the strategy fits is set by an option, so the journal records it: ``hidden`` and
 ``layers`` for both surrogates, ``fit_batch_size`` and ``fit_lr`` for the noise-aware members,
 ``clean_epochs`` and ``clean_lr`` for the clean MLP ensemble, ``cost_cells`` and ``cost_epochs``
-for the cost predictors. The defaults are the values these settings had before they were options,
-so journals written then resume unchanged.
+for the cost predictors. ``budget_floor`` (a fraction of each limit; 0, the default, is off) also
+guides generation up toward ``floor * limit``, into a band under the limit. The defaults are the
+values these settings had before they were options, so journals written then resume unchanged.
 
 The ensemble is refit from scratch at every ask in a fixed number of minibatch steps
 (``fit_steps``), so an ask costs about the same at any history length and is a function of the
@@ -45,6 +46,7 @@ import numpy as np
 import torch
 
 from diffusionnag.config import (
+    FRACTION,
     LAYERS,
     POSITIVE_REAL,
     WIDTH,
@@ -124,6 +126,7 @@ class DiffusionNAGBO(ModelBasedStrategy):
         clean_lr: float = 0.01,
         cost_cells: int = 1000,
         cost_epochs: int = 60,
+        budget_floor: float = 0.0,
     ) -> None:
         super().__init__(space, seed)
         self.num_init = option_int("num_init", num_init, Bound(2))
@@ -149,6 +152,7 @@ class DiffusionNAGBO(ModelBasedStrategy):
         self.clean_lr = option_real("clean_lr", clean_lr, POSITIVE_REAL)
         self.cost_cells = option_int("cost_cells", cost_cells, Bound(2))
         self.cost_epochs = option_int("cost_epochs", cost_epochs)
+        self.budget_floor = option_real("budget_floor", budget_floor, FRACTION)
         if self.score_model and not Path(self.score_model).is_dir():
             raise ValueError(f"score model folder {self.score_model} does not exist")
         self._budgets: list[Budget] | None = None
@@ -234,7 +238,8 @@ class DiffusionNAGBO(ModelBasedStrategy):
             config = self._predictor_config(seed=int(rng.integers(2**31)), epochs=self.cost_epochs)
             values = [cost[name] for cost in costs]
             predictor = train_predictor(space, sde, archs, values, config, device="cpu")
-            budgets.append(Budget(predictor, limit, name))
+            floor = self.budget_floor * limit if self.budget_floor > 0 else None
+            budgets.append(Budget(predictor, limit, name, floor=floor))
         return budgets
 
     def score_model_for_space(self) -> ScoreModel:

@@ -1,4 +1,4 @@
-"""Tree-structured Parzen estimator search through optuna's ``TPESampler``.
+"""Search through an optuna sampler: TPE here, the Gaussian process in :mod:`.optuna_gp`.
 
 One categorical optuna parameter per op slot of the space. The optuna study is rebuilt from the
 history on every ask, with a sampler seeded from the ask's generator, so the strategy is a function
@@ -8,6 +8,7 @@ of (seed, history) like every other. optuna is an optional dependency, imported 
 from __future__ import annotations
 
 import warnings
+from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -36,47 +37,41 @@ def slot_choices(space: SearchSpace) -> list[tuple[int, ...]]:
     return [tuple(sorted({a.ops[slot] for a in archs})) for slot in range(len(archs[0].ops))]
 
 
-def import_optuna() -> Any:
+def import_optuna(strategy: str = "tpe") -> Any:
     try:
         import optuna
     except ImportError as err:
         raise ValueError(
-            "the tpe strategy needs optuna: pip install 'diffusionnag[optuna]'"
+            f"the {strategy} strategy needs optuna: pip install 'diffusionnag[optuna]'"
         ) from err
     return optuna
 
 
-class TPESearch(ModelBasedStrategy):
-    """optuna TPE (multivariate, constant liar for batches) with dedup by canonical key.
+class OptunaSearch(ModelBasedStrategy):
+    """An optuna sampler's proposals, with dedup by canonical key; subclasses build the sampler.
 
-    When TPE proposes a cell whose class was already evaluated, the study is told that class's
-    known value and asked again; a cell already in the batch stays a running trial, which the
-    constant liar counts as bad. After ``max_retries`` such proposals per cell the rest of the
-    batch is filled with random unseen cells.
+    When the sampler proposes a cell whose class was already evaluated, the study is told that
+    class's known value and asked again; a cell already in the batch stays a running trial (TPE's
+    constant liar counts it as bad; the GP conditions on it as pending). A cell over the space's
+    budgets is a failed trial, never evaluated. After ``max_retries`` such proposals per cell the
+    rest of the batch is filled with random unseen cells.
     """
 
-    name = "tpe"
-
     def __init__(
-        self,
-        space: SearchSpace,
-        seed: Seed = 0,
-        *,
-        num_init: int = 10,
-        max_retries: int = 20,
-        n_ei_candidates: int = 24,
-        multivariate: bool = True,
+        self, space: SearchSpace, seed: Seed = 0, *, num_init: int = 10, max_retries: int = 20
     ) -> None:
         super().__init__(space, seed)
         self.num_init = option_int("num_init", num_init)
         self.max_retries = option_int("max_retries", max_retries, NON_NEGATIVE)
-        self.n_ei_candidates = option_int("n_ei_candidates", n_ei_candidates)
-        self.multivariate = bool(multivariate)
-        optuna = import_optuna()
+        optuna = import_optuna(self.name)
         self._distributions = {
             f"slot{i}": optuna.distributions.CategoricalDistribution(choices)
             for i, choices in enumerate(slot_choices(space))
         }
+
+    @abstractmethod
+    def sampler(self, seed: int) -> Any:
+        """The optuna sampler of one ask, seeded with ``seed``."""
 
     def propose_model(self, history: History, batch: Batch, rng: np.random.Generator) -> None:
         with _quiet(import_optuna()):
@@ -114,14 +109,7 @@ class TPESearch(ModelBasedStrategy):
 
     def _study(self, history: History, seed: int) -> Any:
         optuna = import_optuna()
-        sampler = optuna.samplers.TPESampler(
-            seed=seed,
-            n_startup_trials=self.num_init,
-            n_ei_candidates=self.n_ei_candidates,
-            multivariate=self.multivariate,
-            constant_liar=True,
-        )
-        study = optuna.create_study(direction="maximize", sampler=sampler)
+        study = optuna.create_study(direction="maximize", sampler=self.sampler(seed))
         study.add_trials([self._frozen(t.arch, t.value if t.ok else None) for t in history])
         return study
 
@@ -133,6 +121,35 @@ class TPESearch(ModelBasedStrategy):
             distributions=self._distributions,
             value=value,
             state=state.COMPLETE if value is not None else state.FAIL,
+        )
+
+
+class TPESearch(OptunaSearch):
+    """optuna TPE: multivariate, with the constant liar for batches."""
+
+    name = "tpe"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: Seed = 0,
+        *,
+        num_init: int = 10,
+        max_retries: int = 20,
+        n_ei_candidates: int = 24,
+        multivariate: bool = True,
+    ) -> None:
+        super().__init__(space, seed, num_init=num_init, max_retries=max_retries)
+        self.n_ei_candidates = option_int("n_ei_candidates", n_ei_candidates)
+        self.multivariate = bool(multivariate)
+
+    def sampler(self, seed: int) -> Any:
+        return import_optuna().samplers.TPESampler(
+            seed=seed,
+            n_startup_trials=self.num_init,
+            n_ei_candidates=self.n_ei_candidates,
+            multivariate=self.multivariate,
+            constant_liar=True,
         )
 
 
