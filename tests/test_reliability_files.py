@@ -55,6 +55,10 @@ def _meta_rows(*rows: str) -> str:
 GOOD_ROWS = [_row("a", CELLS[0], 90.0), _row("a", CELLS[1], 80.0)]
 
 
+def _with_protocol(row: str, epochs: int) -> str:
+    return json.dumps(json.loads(row) | {"protocol": {"train": {"epochs": epochs, "lr": 0.1}}})
+
+
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A full fake NB201 table and a tiny saved meta-predictor."""
@@ -89,6 +93,18 @@ META_DATASET_CASES = {
         ["rows.jsonl line 4", "task 'a'", "already on line 2", "gives 70, not 90"],
     ),
     "deep": (_meta_rows(*GOOD_ROWS, DEEP), ["rows.jsonl line 4", "nested more than 32 levels"]),
+    "mixed-protocols": (
+        _meta_rows(
+            _with_protocol(GOOD_ROWS[0], 2),
+            _with_protocol(GOOD_ROWS[1], 2),
+            _with_protocol(_row("b", CELLS[0], 70.0), 40),
+        ),
+        ["rows.jsonl line 4", "differs from line 2's (epochs 40 vs 2)", "a meta-dataset per"],
+    ),
+    "protocol-on-some-rows": (
+        _meta_rows(_with_protocol(GOOD_ROWS[0], 2), GOOD_ROWS[1]),
+        ["rows.jsonl line 3", "differs from line 2's (epochs None vs 2, lr None vs 0.1)"],
+    ),
     "accuracy-401-digits": (
         _meta_rows(
             GOOD_ROWS[0], f'{{"task": "a", "cell": "{CELLS[1]}", "accuracy": {DIGITS_401}}}'

@@ -186,6 +186,7 @@ def attach_task_images(dataset: MetaDataset, specs: dict[str, tuple[int, object]
 def _jsonl_rows(
     records: list[tuple[int, dict]], path: Path, space: SearchSpace, value_field: str
 ) -> Iterable[tuple[str, str, str, object]]:
+    first_protocol: tuple[int, object] | None = None
     for number, record in records:
         _check_space(record.get("space"), space, path, number)
         if record.get("type") == "header" or record.get("failed") is True:
@@ -193,7 +194,38 @@ def _jsonl_rows(
         missing = [k for k in ("task", "cell", value_field) if k not in record]
         if missing:
             raise ValueError(f"{path} line {number} lacks field(s) {', '.join(missing)}")
+        protocol = _training_protocol(record.get("protocol"))
+        if first_protocol is None:
+            first_protocol = (number, protocol)
+        elif protocol != first_protocol[1]:
+            raise ValueError(_mixed_protocols(path, number, protocol, first_protocol))
         yield f"line {number}", record["task"], record["cell"], record[value_field]
+
+
+def _training_protocol(protocol: object) -> object:
+    """What every row must share: its protocol's training settings, without what belongs to
+    its task (the data; the epochs a least-steps protocol gives the task's size) or to the
+    machine (the device)."""
+    if not isinstance(protocol, dict):
+        return protocol
+    train = protocol.get("train", protocol)
+    if isinstance(train, dict) and train.get("steps") is not None:
+        return {k: v for k, v in train.items() if k != "epochs"}
+    return train
+
+
+def _mixed_protocols(path: Path, number: int, found: object, first: tuple[int, object]) -> str:
+    """The refusal of a row whose protocol differs from the first row's, naming what differs:
+    labels measured under two protocols are two different quantities."""
+    mine = found if isinstance(found, dict) else {}
+    theirs = first[1] if isinstance(first[1], dict) else {}
+    fields = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    what = ", ".join(f"{k} {mine.get(k)!r} vs {theirs.get(k)!r}" for k in fields[:3])
+    return (
+        f"{path} line {number}: its training protocol differs from line {first[0]}'s "
+        f"({what or 'one row has none'}); one meta-training uses labels of one protocol: "
+        "build a meta-dataset per protocol"
+    )
 
 
 def _csv_rows(
