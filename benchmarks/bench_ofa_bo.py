@@ -141,6 +141,11 @@ def row(runs: dict[int, Run], mark: float, budget: int, limit: float) -> dict[st
         "runs": len(runs),
         "seeds": sorted(runs),
         "best_at": {str(c): float(np.median(stack[:, c - 1])) for c in CHECKPOINTS if c <= budget},
+        "best_by_seed": {
+            str(c): {str(seed): float(run[0][c - 1]) for seed, run in runs.items()}
+            for c in CHECKPOINTS
+            if c <= budget
+        },
         "evals_to_within": None if math.isinf(median) else median,
         "reached": int(sum(not math.isinf(r) for r in reach)),
         "iqr_at_budget": [float(q) for q in np.percentile(stack[:, budget - 1], [25, 75])],
@@ -189,11 +194,18 @@ def report(args: argparse.Namespace) -> str:
 
 def _verdict(blocks: dict[str, Any], budget: int) -> list[str]:
     """Per block and DiffusionNAG-BO row: its median best minus the best baseline's, at each
-    checkpoint (positive: ahead of every baseline that ran)."""
+    checkpoint (positive: ahead of every baseline that ran), and the paired comparison with
+    that baseline over the seeds both ran (every strategy's first 10 cells are the same random
+    cells for a seed, so a seed is a pair): the median per-seed difference, the seeds where
+    DiffusionNAG-BO is ahead, and the two-sided sign test's p (ties left out)."""
     points = [c for c in CHECKPOINTS if c <= budget]
     lines = [
         "",
         "## DiffusionNAG-BO minus the best baseline (median best, points)",
+        "",
+        "Each cell: the difference of the medians (vs the baseline with the best median), then "
+        "paired by seed against that baseline: median per-seed difference, seeds ahead / "
+        "seeds, sign-test p.",
         "",
         "| budget, seeds | row | baselines | " + " | ".join(f"@{c}" for c in points) + " |",
         "|---|---|---|" + "---|" * len(points),
@@ -206,9 +218,19 @@ def _verdict(blocks: dict[str, Any], budget: int) -> list[str]:
             for c in points:
                 best = max(baselines, key=lambda n: rows[n]["best_at"][str(c)])
                 margin = rows[bo]["best_at"][str(c)] - rows[best]["best_at"][str(c)]
-                cells.append(f"{margin:+.2f} (vs {best})")
+                cells.append(f"{margin:+.2f} (vs {best}); {_paired(rows[bo], rows[best], c)}")
             lines.append(f"| {name} | {bo} | {len(baselines)} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _paired(mine: dict[str, Any], theirs: dict[str, Any], checkpoint: int) -> str:
+    """Median per-seed difference, seeds ahead / seeds, and the two-sided sign test's p."""
+    a, b = mine["best_by_seed"][str(checkpoint)], theirs["best_by_seed"][str(checkpoint)]
+    diffs = np.array([a[seed] - b[seed] for seed in a if seed in b])
+    ahead, behind = int((diffs > 0).sum()), int((diffs < 0).sum())
+    n = ahead + behind
+    tail = sum(math.comb(n, k) for k in range(min(ahead, behind) + 1)) / 2**n if n else 1.0
+    return f"{np.median(diffs):+.2f}, {ahead}/{len(diffs)}, p={min(1.0, 2 * tail):.2f}"
 
 
 def _table(rows: dict[str, Any], budget: int) -> list[str]:
