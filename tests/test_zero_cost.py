@@ -134,5 +134,29 @@ def test_strategy_options_and_spaces_are_checked() -> None:
         get_strategy("zc-naswot", SPACE, batch_size=1)
     with pytest.raises(ValueError, match="space 'mbv3' is not supported"):
         get_strategy("zc-naswot", MBV3Space())
-    assert get_strategy("zc-naswot", SPACE).options() == {"pool_size": 64, "batch_size": 64}
+    options = {"pool_size": 64, "batch_size": 64, "task": ""}
+    assert get_strategy("zc-naswot", SPACE).options() == options
+    with pytest.raises(ValueError, match="task 'digits' is not a task name"):
+        get_strategy("zc-naswot", SPACE, task="digits")
+
+
+def test_naswot_on_a_tasks_own_images() -> None:
+    """With ``task`` the proxy codes the task's training images (grey 8 px digits here, one
+    output per class), in an order fixed by the seed; random RGB images rank the pool otherwise."""
+    task = "digits/c0-1-2/n20/r8/s0"
+    strategy = get_strategy("zc-naswot", SPACE, 0, pool_size=6, batch_size=16, task=task)
+    inputs = strategy.proxy_inputs()
+    assert inputs.shape == (16, 1, 8, 8)
+    same = get_strategy("zc-naswot", SPACE, 0, pool_size=6, batch_size=16, task=task)
+    torch.testing.assert_close(same.proxy_inputs(), inputs)
+    scores = strategy.scores(strategy.pool())
+    assert all(math.isfinite(v) or v == -math.inf for v in scores)
+    assert len(set(scores)) > 1
+    random_images = get_strategy("zc-naswot", SPACE, 0, pool_size=6, batch_size=16)
+    assert random_images.scores(random_images.pool()) != scores
+    every_image = get_strategy("zc-naswot", SPACE, 0, batch_size=100, task=task)
+    assert every_image.proxy_inputs().shape == (60, 1, 8, 8)  # 3 classes x 20: all of them
+    flow = get_strategy("zc-synflow", SPACE, 0, pool_size=2, task=task)
+    assert flow.proxy_inputs().shape == (1, 1, 8, 8)
+    assert all(v > 0 for v in flow.scores(flow.pool()))
     assert get_strategy("params", MBV3Space(), pool_size=5).ranked()

@@ -110,11 +110,13 @@ def synflow(network: nn.Module, input_shape: tuple[int, ...]) -> float:
     return total
 
 
-def seeded_nb201_network(arch: Arch, seed: int, *, num_classes: int = 10) -> nn.Module:
+def seeded_nb201_network(
+    arch: Arch, seed: int, *, num_classes: int = 10, in_channels: int = 3
+) -> nn.Module:
     """NAS-Bench-201's C=16, N=5 network of ``arch``, initialised from ``seed`` alone."""
     with torch.random.fork_rng(devices=[]):  # PyTorch's initialisers draw from the global RNG
         torch.manual_seed(seed)
-        return build_nb201_network(arch, num_classes=num_classes)
+        return build_nb201_network(arch, num_classes=num_classes, in_channels=in_channels)
 
 
 def random_inputs(shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
@@ -122,18 +124,21 @@ def random_inputs(shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
     return torch.randn(shape, generator=generator)
 
 
-def proxy_score(proxy: str, arch: Arch, *, seed: int, inputs: Tensor | None = None) -> float:
+def proxy_score(
+    proxy: str, arch: Arch, *, seed: int, inputs: Tensor | None = None, num_classes: int = 10
+) -> float:
     """``proxy`` of the NAS-Bench-201 network of ``arch``, initialised from ``seed``.
 
-    ``inputs`` (``[B, 3, H, W]``) are the images naswot codes; by default a batch of
-    :data:`NASWOT_BATCH` random 32 px images drawn from ``seed``. Synflow uses only their size.
+    ``inputs`` (``[B, C, H, W]``) are the images naswot codes; by default a batch of
+    :data:`NASWOT_BATCH` random 32 px RGB images drawn from ``seed``. The network takes their
+    channels; synflow uses only their size.
     """
     if proxy not in PROXIES:
         raise ValueError(f"unknown zero-cost proxy {proxy!r}; known: {', '.join(PROXIES)}")
     if inputs is None:
         shape = (NASWOT_BATCH, 3, NB201_RESOLUTION, NB201_RESOLUTION)
         inputs = random_inputs(shape, torch.Generator().manual_seed(seed))
-    network = seeded_nb201_network(arch, seed)
+    network = seeded_nb201_network(arch, seed, num_classes=num_classes, in_channels=inputs.shape[1])
     if proxy == "naswot":
         return naswot(network, inputs)
     return synflow(network, (1, *inputs.shape[1:]))

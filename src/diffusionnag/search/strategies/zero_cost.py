@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from diffusionnag.config import Bound, option_int
+from diffusionnag.evaluators.tasks import TaskSpec, load_task
 from diffusionnag.nn.space_costs import arch_costs
 from diffusionnag.nn.zero_cost import NB201_RESOLUTION, proxy_score, random_inputs
 from diffusionnag.search.base import SearchStrategy, Seed
@@ -98,30 +99,45 @@ class ParameterOrder(ScoreOrder):
 
 
 class ZeroCostOrder(ScoreOrder):
-    """A zero-cost proxy of NAS-Bench-201's own C=16, N=5 network at 32 px, 10 outputs.
+    """A zero-cost proxy of NAS-Bench-201's own C=16, N=5 network, initialised from the
+    strategy's seed.
 
-    The network is initialised from the strategy's seed and the proxy's random images drawn from
-    it; :meth:`proxy_inputs` is where a task's own images would come in instead.
+    Without ``task`` the network sees 32 px RGB standard-normal images drawn from the seed and has
+    10 outputs. With ``task`` (a task name, ``SOURCE/cCLASSES/nPER_CLASS/rRESOLUTION/sSEED``) it
+    sees that task's own training images, in a seeded order, at the task's resolution and
+    channels, and has one output per class: the proxy computed on the target's images.
     """
 
     proxy: str
 
-    def __init__(self, space: SearchSpace, seed: Seed, pool_size: int) -> None:
+    def __init__(self, space: SearchSpace, seed: Seed, pool_size: int, task: str) -> None:
         if space.name != "nb201":
             raise ValueError(
                 f"strategy {self.name!r} scores NAS-Bench-201 networks; space {space.name!r} "
                 "is not supported (known: nb201)"
             )
         super().__init__(space, seed, pool_size)
+        self.task = str(task)
+        self._task = TaskSpec.from_name(self.task) if self.task else None
 
     def scores(self, archs: list[Arch]) -> list[float]:
         inputs = self.proxy_inputs()
-        return [proxy_score(self.proxy, arch, seed=self.seed, inputs=inputs) for arch in archs]
+        classes = 10 if self._task is None else len(self._task.classes)
+        return [
+            proxy_score(self.proxy, arch, seed=self.seed, inputs=inputs, num_classes=classes)
+            for arch in archs
+        ]
 
     def proxy_inputs(self) -> Tensor:
-        """``[B, 3, 32, 32]`` standard-normal images drawn from the seed."""
-        shape = (self.images_per_score(), 3, NB201_RESOLUTION, NB201_RESOLUTION)
-        return random_inputs(shape, torch.Generator().manual_seed(self.seed))
+        """``images_per_score()`` images: the task's training images in a seeded order (all of
+        them when it has fewer), else standard-normal ``[B, 3, 32, 32]`` drawn from the seed."""
+        generator = torch.Generator().manual_seed(self.seed)
+        if self._task is None:
+            shape = (self.images_per_score(), 3, NB201_RESOLUTION, NB201_RESOLUTION)
+            return random_inputs(shape, generator)
+        images = load_task(self._task).train.images
+        order = torch.randperm(len(images), generator=generator)[: self.images_per_score()]
+        return images[order]
 
     def images_per_score(self) -> int:
         return 1
@@ -132,9 +148,15 @@ class NaswotOrder(ZeroCostOrder):
     proxy = "naswot"
 
     def __init__(
-        self, space: SearchSpace, seed: Seed = 0, *, pool_size: int = 64, batch_size: int = 64
+        self,
+        space: SearchSpace,
+        seed: Seed = 0,
+        *,
+        pool_size: int = 64,
+        batch_size: int = 64,
+        task: str = "",
     ) -> None:
-        super().__init__(space, seed, pool_size)
+        super().__init__(space, seed, pool_size, task)
         self.batch_size = option_int("batch_size", batch_size, Bound(2))
 
     def images_per_score(self) -> int:
@@ -148,5 +170,7 @@ class SynflowOrder(ZeroCostOrder):
     name = "zc-synflow"
     proxy = "synflow"
 
-    def __init__(self, space: SearchSpace, seed: Seed = 0, *, pool_size: int = 256) -> None:
-        super().__init__(space, seed, pool_size)
+    def __init__(
+        self, space: SearchSpace, seed: Seed = 0, *, pool_size: int = 256, task: str = ""
+    ) -> None:
+        super().__init__(space, seed, pool_size, task)
