@@ -39,7 +39,9 @@ def pool_line(budget: str, num: int, seed: int, floor: float | None) -> str:
     strategy = get_strategy("diffusionnag-bo", space, seed, budget_floor=floor or 0.0)
     model = strategy.score_model_for_space()
     score = model.score_fn()
-    name = "unguided" if floor is None else f"guided, floor {floor:g}" if floor else "guided"
+    name = "unguided" if floor is None else "guided"
+    if floor:
+        name += f", floor {floor:g}"
     if floor is not None:
         log_p = combined_log_prob(strategy.budget_guidance())
         score = guided(score, log_p, sigma_scaled(10.0, model.sde.std))

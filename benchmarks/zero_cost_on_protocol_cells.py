@@ -24,7 +24,7 @@ import torch
 
 from diffusionnag.metrics import rank_correlations
 from diffusionnag.nn.space_costs import arch_costs
-from diffusionnag.search.strategies import get_strategy
+from diffusionnag.search.strategies.zero_cost import NaswotOrder, SynflowOrder
 from diffusionnag.spaces import get_space
 
 
@@ -52,15 +52,14 @@ def main() -> None:
     truth = trained_cells(args.journal, args.epochs)
     cells = [space.from_string(cell) for cell in truth]
     accuracy = list(truth.values())
+    proxies = {
+        "synflow, random images": SynflowOrder(space, args.seed),
+        "NASWOT, random images": NaswotOrder(space, args.seed),
+        "synflow, task images": SynflowOrder(space, args.seed, task=args.task),
+        "NASWOT, task images": NaswotOrder(space, args.seed, task=args.task),
+    }
     scores = {"parameter count": [float(arch_costs(arch)["params"]) for arch in cells]}
-    for name, options in [
-        ("synflow, random images", ("zc-synflow", {})),
-        ("NASWOT, random images", ("zc-naswot", {})),
-        ("synflow, task images", ("zc-synflow", {"task": args.task})),
-        ("NASWOT, task images", ("zc-naswot", {"task": args.task})),
-    ]:
-        strategy = get_strategy(options[0], space, args.seed, **options[1])
-        scores[name] = strategy.scores(cells)  # type: ignore[attr-defined]
+    scores |= {name: proxy.scores(cells) for name, proxy in proxies.items()}
     print(f"{len(cells)} cells of {args.journal.name} at {args.epochs} epochs (test accuracy)\n")
     print("| score | Spearman | Kendall |\n|---|---|---|")
     for name, values in scores.items():
