@@ -39,6 +39,12 @@ order of the question they answer (CPU hours from the pilot):
 3. N=5, 28 px, 100/class, E=30: does resolution add spread (about 8 h)?
 4. N=5, 28 px, 500/class, E=10: more images at 800 steps (about 13 h).
 5. N=1, 28 px, 500/class, E=10: the shallow net with the most images (about 3.4 h).
+6. The same, evaluated on 1,000 images per class (the whole test split; ``-e1000``): the
+   models are identical to 5's (the task draws its training images first), and each row keeps
+   every test image's outcome, so the report can tell how much of the seed noise is the finite
+   evaluation set (``protocol_eval_noise.py``). Two seeds of a cell that disagree on a share d
+   of the images differ by sqrt(d / 2n) on n images even if their networks are equally good:
+   at 2,000 images and d = 9 % that alone is 0.47 points, as much as setting 5's seed std.
 
 The journal ``fashion-mnist-C16-N5-r28-n100.jsonl`` keeps the one E=10 row of the first
 grid, which started at N=5, 28 px, E=10 and was stopped after that row.
@@ -52,6 +58,13 @@ the same command resumes (``--pilot`` skips its done rows too):
         benchmarks/bench_protocol_scale.py >> benchmarks/results/protocol-scale/run.log 2>&1 &
     PYTHONPATH=src .venv/bin/python benchmarks/bench_protocol_scale.py --report
 
+``--shard K/M`` runs every M-th planned run from the K-th into its own journal
+(``<scale>.shard-K-of-M.jsonl``), so M processes share one setting without sharing a file:
+
+    for k in 0 1; do OMP_NUM_THREADS=1 PYTHONPATH=src nohup nice -n 15 .venv/bin/python \
+        benchmarks/bench_protocol_scale.py --settings fashion-mnist-C16-N1-r28-n500-e1000-E10 \
+        --shard $k/2 >> benchmarks/results/protocol-scale/run-e1000.log 2>&1 & done
+
 Part 2 (not built here): at the final setting, candidate proxies (fewer epochs, fewer
 images, lower resolution, a shorter schedule) on >= 6 tasks x the same 30 cells, scored by
 Spearman/Kendall against that setting's E-epoch test accuracies. Evaluation is a large share
@@ -63,6 +76,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -70,10 +84,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from protocol_scale_report import read_rows, write_report  # beside this script
+from protocol_scale_report import read_rows, scale_rows, write_report  # beside this script
 
 from diffusionnag.evaluators.tasks import TaskSpec, load_task
-from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator
+from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator, correct_predictions
 from diffusionnag.spaces import get_space
 
 RESULTS = Path(__file__).parent / "results" / "protocol-scale"
@@ -96,14 +110,16 @@ class Setting:
     per_class: int
     epochs: int
     channels: int = 16
+    eval_per_class: int = EVAL_PER_CLASS
 
     @property
     def scale(self) -> str:
         """Everything but the epochs: settings of one scale share a journal, so E=20 reuses
         the 2E rows of E=10."""
+        evaluation = "" if self.eval_per_class == EVAL_PER_CLASS else f"-e{self.eval_per_class}"
         return (
             f"{self.source}-C{self.channels}-N{self.cells_per_stage}-r{self.resolution}"
-            f"-n{self.per_class}"
+            f"-n{self.per_class}{evaluation}"
         )
 
     @property
@@ -112,7 +128,7 @@ class Setting:
 
     def task(self) -> TaskSpec:
         return TaskSpec(
-            self.source, CLASSES, self.per_class, self.resolution, TASK_SEED, EVAL_PER_CLASS
+            self.source, CLASSES, self.per_class, self.resolution, TASK_SEED, self.eval_per_class
         )
 
     def config(self, epochs: int, seed: int) -> TrainConfig:
@@ -132,6 +148,7 @@ GRID = (
     Setting("fashion-mnist", 5, 28, 100, 30),
     Setting("fashion-mnist", 5, 28, 500, 10),
     Setting("fashion-mnist", 1, 28, 500, 10),
+    Setting("fashion-mnist", 1, 28, 500, 10, eval_per_class=1000),
 )
 
 
@@ -162,8 +179,27 @@ def planned_runs(setting: Setting) -> list[Run]:
     return noise + spread + longer
 
 
-def journal_path(setting: Setting) -> Path:
-    return RESULTS / f"{setting.scale}.jsonl"
+@dataclass(frozen=True)
+class Shard:
+    """Process ``index`` of ``count`` running one setting: it takes every ``count``-th planned
+    run and writes its own journal, so two processes never share a file. A run done by any
+    shard is skipped; use one ``count`` per scale at a time."""
+
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        index, _, count = text.partition("/")
+        shard = cls(int(index), int(count))
+        if not 0 <= shard.index < shard.count:
+            raise argparse.ArgumentTypeError(f"--shard K/M needs 0 <= K < M, got {text!r}")
+        return shard
+
+    def journal(self, setting: Setting) -> Path:
+        if self.count == 1:
+            return RESULTS / f"{setting.scale}.jsonl"
+        return RESULTS / f"{setting.scale}.shard-{self.index}-of-{self.count}.jsonl"
 
 
 def append_row(path: Path, row: dict) -> None:
@@ -192,14 +228,35 @@ class CpuClock:
         self.last_step = time.process_time()
 
 
+def _packed(correct: torch.Tensor) -> str:
+    """Per-image outcomes as hex of packed bits (``numpy.packbits`` order): 2,500 characters
+    for 10,000 images, enough to split a row's accuracy into evaluation folds afterwards."""
+    return np.packbits(correct.numpy()).tobytes().hex()
+
+
+def _percent(correct: torch.Tensor | None) -> float:
+    """Accuracy in %, computed as ``TrainingEvaluator.evaluate`` does; NaN if training diverged."""
+    return math.nan if correct is None else 100.0 * int(correct.sum()) / len(correct)
+
+
 def train_row(setting: Setting, run: Run, cell: str) -> dict:
     space = get_space("nb201")
     data = load_task(setting.task())
     config = setting.config(run.epochs, run.seed)
     clock = CpuClock()
     evaluator = TrainingEvaluator(data, config, progress=clock.tick, space="nb201")
-    result = evaluator.evaluate(space.from_string(cell))
+    arch = space.from_string(cell)
+    start = time.perf_counter()
+    model = evaluator.train_network(arch)
+    train_seconds = time.perf_counter() - start
+    outcomes = {}
+    if model is not None:
+        for split in ("valid", "test"):
+            outcomes[split] = correct_predictions(
+                model, getattr(evaluator.data, split), evaluator.device, 4 * config.batch_size
+            )
     end = time.process_time()
+    costs = evaluator.network.costs(arch, evaluator.data, evaluator.config)
     return {
         "setting": setting.name,
         "scale": setting.scale,
@@ -207,28 +264,27 @@ def train_row(setting: Setting, run: Run, cell: str) -> dict:
         "cell": cell,
         "seed": run.seed,
         "epochs": run.epochs,
-        "valid": result.value,
-        "test": result.metrics["test_accuracy"],
-        "failed": result.failed,
-        "train_seconds": round(result.metrics["train_seconds"], 2),
-        "seconds": round(result.cost_seconds, 2),
+        **{split: _percent(outcomes.get(split)) for split in ("valid", "test")},
+        "failed": model is None,
+        "train_seconds": round(train_seconds, 2),
+        "seconds": round(time.perf_counter() - start, 2),
         "train_cpu_seconds": round(clock.last_step - clock.start, 2),
         "eval_cpu_seconds": round(end - clock.last_step, 2),
-        "params": int(result.metrics["params"]),
-        "flops": int(result.metrics["flops"]),
+        **costs,
         "task": setting.task().name,
-        "eval_per_class": EVAL_PER_CLASS,
+        "eval_per_class": setting.eval_per_class,
         "config": {k: v for k, v in asdict(config).items() if k != "device"},
+        **{f"{k}_correct": _packed(v) for k, v in outcomes.items()},
         "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
 
-def run_setting(setting: Setting) -> None:
-    path = journal_path(setting)
-    done = {(r["cell_index"], r["seed"], r["epochs"]) for r in read_rows(path)}
+def run_setting(setting: Setting, shard: Shard) -> None:
+    path = shard.journal(setting)
+    done = {(r["cell_index"], r["seed"], r["epochs"]) for r in scale_rows(RESULTS, setting.scale)}
     cells = random_cells()
-    for run in planned_runs(setting):
-        if run.key in done:
+    for position, run in enumerate(planned_runs(setting)):
+        if run.key in done or position % shard.count != shard.index:
             continue
         row = train_row(setting, run, cells[run.cell_index])
         append_row(path, row)
@@ -272,6 +328,9 @@ def main() -> None:
     parser.add_argument("--pilot", action="store_true", help="time one epoch per scale, then run")
     parser.add_argument("--report", action="store_true", help="write summary.md/json and stop")
     parser.add_argument("--settings", nargs="*", help="setting names to run (default: GRID)")
+    parser.add_argument(
+        "--shard", type=Shard.parse, default=Shard(), help="K/M: this process runs shard K of M"
+    )
     args = parser.parse_args()
     if args.report:
         write_report(GRID, RESULTS)
@@ -281,7 +340,7 @@ def main() -> None:
     for setting in GRID:
         if args.settings and setting.name not in args.settings:
             continue
-        run_setting(setting)
+        run_setting(setting, args.shard)
 
 
 if __name__ == "__main__":

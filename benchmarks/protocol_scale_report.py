@@ -13,6 +13,8 @@ import math
 from pathlib import Path
 
 import numpy as np
+from protocol_eval_noise import lines as noise_lines
+from protocol_eval_noise import summarise as summarise_noise
 from scipy.stats import kendalltau, spearmanr
 
 from diffusionnag.io import atomic_write_json, atomic_write_text
@@ -32,6 +34,17 @@ def read_rows(path: Path) -> list[dict]:
             rows.append(json.loads(line))
         except json.JSONDecodeError:
             continue  # a line cut by a kill
+    return rows
+
+
+def scale_rows(results: Path, scale: str) -> list[dict]:
+    """Every row of a scale: its journal, ``<scale>.jsonl``, and its shards' journals,
+    ``<scale>.shard-K-of-M.jsonl`` (one per process of ``--shard K/M``)."""
+    paths = [results / f"{scale}.jsonl", *sorted(results.glob(f"{scale}.shard-*.jsonl"))]
+    rows = [row for path in paths for row in read_rows(path)]
+    keys = [(r["cell_index"], r["seed"], r["epochs"]) for r in rows]
+    if len(set(keys)) != len(keys):
+        raise SystemExit(f"{scale}: a (cell, seed, epochs) row is in two journals")
     return rows
 
 
@@ -183,6 +196,16 @@ training thread (process time; evaluation of 4,000 images included): the runs ar
 on a 2-core machine shared with other jobs, where wall time mostly measures those jobs.
 
 """
+NOISE_HEADER = """
+## Evaluation-set noise
+
+Settings whose rows keep each test image's outcome (``-e1000``: the whole test split, 1,000
+images per class). Two seeds of one cell disagree on a share ``d`` of the images; even networks
+of equal true accuracy would then differ seed to seed by ``sqrt(d / 2n)`` on ``n`` images. The
+seed std and the cells' IQR are given on five disjoint folds of 200 images per class (what the
+other settings measure) and on the whole split (`benchmarks/protocol_eval_noise.py`).
+
+"""
 COLUMNS = (
     "setting",
     "cells E/2E",
@@ -203,16 +226,24 @@ TABLE_HEAD = "| " + " | ".join(COLUMNS) + " |\n" + "| --- " * len(COLUMNS) + "|\
 def _rows_of(setting, results: Path) -> list[dict]:
     """The rows of ``setting``'s scale journal at E and 2E epochs."""
     wanted = (setting.epochs, 2 * setting.epochs)
-    return [r for r in read_rows(results / f"{setting.scale}.jsonl") if r["epochs"] in wanted]
+    return [r for r in scale_rows(results, setting.scale) if r["epochs"] in wanted]
 
 
 def write_report(grid, results: Path) -> None:
-    summaries = [summarise_setting(s, rows) for s in grid if (rows := _rows_of(s, results))]
+    rows_by_setting = {s: rows for s in grid if (rows := _rows_of(s, results))}
+    summaries = [summarise_setting(s, rows) for s, rows in rows_by_setting.items()]
     text = HEADER + TABLE_HEAD + "".join(_setting_line(s) + "\n" for s in summaries)
+    noise = [summarise_noise(s.name, rows, s.epochs) for s, rows in rows_by_setting.items()]
+    noise = [n for n in noise if n is not None]
+    if noise:
+        text += NOISE_HEADER + "\n".join(noise_lines(noise)) + "\n"
     pilot = read_rows(results / "pilot.jsonl")
     if pilot:
         text += "\n## Pilot: cost per cell per epoch\n\n" + "\n".join(_pilot_lines(pilot)) + "\n"
     atomic_write_text(results / "summary.md", text)
     clean = json.loads(json.dumps(summaries), parse_constant=lambda _: None)  # NaN -> null
-    atomic_write_json(results / "summary.json", {"settings": clean})
+    clean_noise = json.loads(json.dumps(noise), parse_constant=lambda _: None)
+    atomic_write_json(
+        results / "summary.json", {"settings": clean, "evaluation_noise": clean_noise}
+    )
     print(text)

@@ -10,7 +10,12 @@ import torch
 
 from diffusionnag.evaluators.datasets import load_digits
 from diffusionnag.evaluators.image_data import ImageDataset, Split
-from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator, TrainProgress
+from diffusionnag.evaluators.training import (
+    TrainConfig,
+    TrainingEvaluator,
+    TrainProgress,
+    correct_predictions,
+)
 from diffusionnag.spaces.base import Arch
 
 CONV3 = Arch("nb201", (3,) * 6)
@@ -47,6 +52,18 @@ def test_training_beats_chance_and_repeats_exactly(digits: ImageDataset) -> None
     assert all(math.isfinite(p.loss) for p in seen)
 
 
+def test_per_image_outcomes_give_the_reported_accuracies(digits: ImageDataset) -> None:
+    evaluator = TrainingEvaluator(digits, TINY)
+    result = evaluator.evaluate(CONV3)
+    model = evaluator.train_network(CONV3)
+    assert model is not None
+    valid = correct_predictions(model, digits.valid, evaluator.device, 100)
+    test = correct_predictions(model, digits.test, evaluator.device, 100)
+    assert valid.dtype == torch.bool and valid.shape == (len(digits.valid),)
+    assert 100.0 * int(valid.sum()) / len(valid) == result.value
+    assert 100.0 * int(test.sum()) / len(test) == result.metrics["test_accuracy"]
+
+
 def test_poisoned_input_gives_failed_result(digits: ImageDataset) -> None:
     train = _subset(digits, 32)
     train.images[3] = float("nan")
@@ -59,8 +76,10 @@ def test_poisoned_input_gives_failed_result(digits: ImageDataset) -> None:
 def test_exploding_learning_rate_gives_failed_result(digits: ImageDataset) -> None:
     small = dataclasses.replace(digits, train=_subset(digits, 256))
     config = dataclasses.replace(TINY, epochs=1, lr=1e9)
-    result = TrainingEvaluator(small, config).evaluate(CONV3)
+    evaluator = TrainingEvaluator(small, config)
+    result = evaluator.evaluate(CONV3)
     assert result.failed and math.isnan(result.value)
+    assert evaluator.train_network(CONV3) is None
 
 
 def test_train_config_rejects_nonsense() -> None:

@@ -147,16 +147,25 @@ def _reproducible(num_threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def _accuracy(model: nn.Module, split: Split, device: torch.device, batch_size: int) -> float:
-    """Top-1 accuracy in % with the network in eval mode (running BN statistics)."""
+def correct_predictions(
+    model: nn.Module, split: Split, device: torch.device, batch_size: int
+) -> Tensor:
+    """``[len(split)]`` booleans on the CPU: whether the network in eval mode (running BN
+    statistics) classifies each image right. Kept per image so that benchmarks can tell the
+    noise of a finite evaluation set from the noise of training."""
     model.eval()
-    correct = 0
+    outcomes = []
     with torch.inference_mode():
         for start in range(0, len(split), batch_size):
             images = split.images[start : start + batch_size].to(device)
             labels = split.labels[start : start + batch_size].to(device)
-            correct += int((model(images).argmax(-1) == labels).sum())
-    return 100.0 * correct / len(split)
+            outcomes.append((model(images).argmax(-1) == labels).cpu())
+    return torch.cat(outcomes) if outcomes else torch.zeros(0, dtype=torch.bool)
+
+
+def _accuracy(model: nn.Module, split: Split, device: torch.device, batch_size: int) -> float:
+    """Top-1 accuracy in % with the network in eval mode (running BN statistics)."""
+    return 100.0 * int(correct_predictions(model, split, device, batch_size).sum()) / len(split)
 
 
 def _recalibrate_bn(model: nn.Module, images: Tensor, batch_size: int) -> None:
@@ -304,15 +313,11 @@ class TrainingEvaluator(Evaluator):
         metrics: dict[str, float] = {k: float(v) for k, v in costs.items()}
         eval_batch = 4 * cfg.batch_size
         start = time.perf_counter()
+        model = self.train_network(arch)
+        metrics["train_seconds"] = time.perf_counter() - start
         with _reproducible(cfg.num_threads):
-            model = self.build_network(arch)
-            finite = self._train(model)
-            if finite and self.network.recalibrate_bn:
-                train_images = self.data.train.images.to(self.device)
-                _recalibrate_bn(model, train_images, eval_batch)
-            metrics["train_seconds"] = time.perf_counter() - start
             valid, test = (
-                _accuracy(model, split, self.device, eval_batch) if finite else math.nan
+                _accuracy(model, split, self.device, eval_batch) if model is not None else math.nan
                 for split in (self.data.valid, self.data.test)
             )
         metrics["test_accuracy"] = test
@@ -323,8 +328,20 @@ class TrainingEvaluator(Evaluator):
             epochs=cfg.epochs,
             metrics=metrics,
             cost_seconds=time.perf_counter() - start,
-            failed=not finite,
+            failed=model is None,
         )
+
+    def train_network(self, arch: Arch) -> nn.Module | None:
+        """The network of ``arch`` trained with this protocol, BN statistics recomputed where
+        the space's network needs it; ``None`` when training diverged."""
+        with _reproducible(self.config.num_threads):
+            model = self.build_network(arch)
+            if not self._train(model):
+                return None
+            if self.network.recalibrate_bn:
+                train_images = self.data.train.images.to(self.device)
+                _recalibrate_bn(model, train_images, 4 * self.config.batch_size)
+        return model
 
     def build_network(self, arch: Arch) -> nn.Module:
         """The freshly initialised network ``evaluate`` trains for ``arch``, on the device."""
