@@ -123,6 +123,20 @@ def test_mobilenet_v3_subnets_build_too(tmp_path: Path) -> None:
     assert len(dataset.tasks) == 1 and len(dataset.tasks[0].archs) == 2
 
 
+def test_task_families_are_drawn_recorded_and_read_back(tmp_path: Path) -> None:
+    out = tmp_path / "families.jsonl"
+    options = {**OPTIONS, "--tasks": "4", "--cells-per-task": "2", "--epochs": "1"}
+    options["--transforms"] = ["rotate", "noise"]
+    assert main(_argv(options, out)) == 0
+    header, *rows = _lines(out)
+    assert header["sampler"]["transforms"] == ["rotate", "noise"]
+    families = {TaskSpec.from_json(row["spec"]).transform for row in rows}
+    assert families == {"rotate", "noise"}
+    assert all(row["task"].endswith(("/rotate", "/noise")) for row in rows)
+    dataset = read_meta_dataset(out, get_space("nb201"), images=True)
+    assert all(task.name.rsplit("/", 1)[1] in families for task in dataset.tasks)
+
+
 def _wait_for(condition, timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -171,6 +185,8 @@ def _corrupt_idx(tmp_path: Path) -> str:
         ({"--per-class": ["20", "500"]}, "up to 500 training images per class asked"),
         ({"--shared-cells": "5"}, "shared cells must be 0 to cells per task (4), got 5"),
         ({"--resolutions": ["2"]}, "task resolutions must be 4 to 64 px"),
+        ({"--transforms": ["zoom"]}, "argument --transforms: invalid choice: 'zoom'"),
+        ({"--transforms": ["blur", "blur"]}, "task transforms must be distinct names"),
         ({"--space": "resnet"}, "no network to train for space 'resnet'; trainable: nb201, mbv3"),
         ({"--source": _corrupt_idx}, "train-images-idx3-ubyte.gz is a corrupt gzip stream"),
     ],

@@ -15,6 +15,7 @@ from diffusionnag.cli.common import add_device_option, check_writable, positive_
 from diffusionnag.evaluators.nb201_table import DATASETS as TABLE_DATASETS
 from diffusionnag.evaluators.nb201_table import NB201Table
 from diffusionnag.evaluators.shared_data import default_table_path
+from diffusionnag.evaluators.task_transforms import TRANSFORMS
 from diffusionnag.evaluators.tasks import TaskSampler, TaskSpec
 from diffusionnag.evaluators.training import TrainConfig
 from diffusionnag.spaces import get_space
@@ -59,6 +60,13 @@ def _add_build_parser(actions: argparse._SubParsersAction) -> None:
         "--per-class", type=positive_int, nargs=2, default=[20, 300], metavar=("MIN", "MAX")
     )
     build.add_argument("--eval-per-class", type=positive_int, default=100)
+    build.add_argument(
+        "--transforms",
+        nargs="+",
+        choices=list(TRANSFORMS),
+        default=["none"],
+        help="task families, one drawn per task (default: none, the source's own images)",
+    )
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -119,6 +127,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         max_per_class=args.per_class[1],
         eval_per_class=args.eval_per_class,
         seed=args.seed,
+        transforms=tuple(args.transforms),
     )
     shared = args.cells_per_task // 2 if args.shared_cells is None else args.shared_cells
     config = BuildConfig(

@@ -29,11 +29,12 @@ from torch import Tensor
 from diffusionnag.device import single_thread
 from diffusionnag.evaluators.datasets import load_dataset
 from diffusionnag.evaluators.image_data import ImageDataset, Split
+from diffusionnag.evaluators.task_transforms import TRANSFORMS, split_generator
 
 SOURCE_SPLIT_SEED = 0
 """Seed of the source's own train/valid(/test) split that every task draws from."""
 RESOLUTION_RANGE = (4, 64)
-TASK_NAME = re.compile(r"(.+)/c(\d+(?:-\d+)*)/n(\d+)/r(\d+)/s(\d+)")
+TASK_NAME = re.compile(r"(.+)/c(\d+(?:-\d+)*)/n(\d+)/r(\d+)/s(\d+)(?:/([a-z]+))?")
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,14 @@ class TaskSpec:
     resolution: int
     seed: int
     eval_per_class: int = 100
+    transform: str = "none"
+    """The task's family (:data:`TRANSFORMS`): ``none`` keeps the source's images."""
 
     def __post_init__(self) -> None:
+        if self.transform not in TRANSFORMS:
+            raise ValueError(
+                f"unknown task transform {self.transform!r}; known: {', '.join(TRANSFORMS)}"
+            )
         classes = tuple(sorted(int(c) for c in self.classes))
         object.__setattr__(self, "classes", classes)
         if len(classes) < 2 or len(set(classes)) != len(classes) or classes[0] < 0:
@@ -60,9 +67,11 @@ class TaskSpec:
 
     @property
     def name(self) -> str:
-        """Unique per spec, readable: ``fashion-mnist/c0-3-7/n50/r16/s12``."""
+        """Unique per spec, readable: ``fashion-mnist/c0-3-7/n50/r16/s12``, and
+        ``.../s12/rotate`` for a transformed family."""
         classes = "-".join(str(c) for c in self.classes)
-        return f"{self.source}/c{classes}/n{self.per_class}/r{self.resolution}/s{self.seed}"
+        family = "" if self.transform == "none" else f"/{self.transform}"
+        return f"{self.source}/c{classes}/n{self.per_class}/r{self.resolution}/s{self.seed}{family}"
 
     @classmethod
     def from_name(cls, name: str, eval_per_class: int = 100) -> TaskSpec:
@@ -71,10 +80,10 @@ class TaskSpec:
         match = TASK_NAME.fullmatch(name)
         if match is None:
             raise ValueError(
-                f"task {name!r} is not a task name: SOURCE/cCLASSES/nPER_CLASS/rRESOLUTION/sSEED, "
-                "e.g. digits/c0-1-2/n100/r8/s0"
+                f"task {name!r} is not a task name: SOURCE/cCLASSES/nPER_CLASS/rRESOLUTION/sSEED"
+                "[/TRANSFORM], e.g. digits/c0-1-2/n100/r8/s0 or digits/c0-1-2/n100/r8/s0/rotate"
             )
-        source, classes, per_class, resolution, seed = match.groups()
+        source, classes, per_class, resolution, seed, transform = match.groups()
         return cls(
             source=source,
             classes=tuple(int(c) for c in classes.split("-")),
@@ -82,10 +91,15 @@ class TaskSpec:
             resolution=int(resolution),
             seed=int(seed),
             eval_per_class=eval_per_class,
+            transform=transform or "none",
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "classes": list(self.classes)}
+        """Every field; ``transform`` only when set, so specs saved before it existed match."""
+        data = {**dataclasses.asdict(self), "classes": list(self.classes)}
+        if self.transform == "none":
+            del data["transform"]
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TaskSpec:
@@ -99,16 +113,16 @@ class TaskSpec:
         if unknown or missing:
             raise ValueError(f"task spec {dict(data)!r}: missing {missing}, unknown {unknown}")
         classes = data["classes"]
-        mistyped = [n for n in fields if n not in ("source", "classes") and n in data]
+        strings = ("source", "transform")
+        mistyped = [n for n in fields if n not in (*strings, "classes") and n in data]
         mistyped = [n for n in mistyped if type(data[n]) is not int]
-        if not isinstance(data["source"], str):
-            mistyped.append("source")
+        mistyped += [n for n in strings if n in data and not isinstance(data[n], str)]
         if not isinstance(classes, list) or not all(type(c) is int for c in classes):
             mistyped.append("classes")
         if mistyped:
             raise ValueError(
-                f"task spec {dict(data)!r}: mistyped field(s) {', '.join(mistyped)} (source is "
-                "a string, classes a list of integers, the rest integers)"
+                f"task spec {dict(data)!r}: mistyped field(s) {', '.join(mistyped)} (source "
+                "and transform are strings, classes a list of integers, the rest integers)"
             )
         return cls(**{**data, "classes": tuple(data["classes"])})
 
@@ -181,7 +195,13 @@ def _build_task(spec: TaskSpec) -> ImageDataset:
     counts = (spec.per_class, spec.eval_per_class, spec.eval_per_class)
     splits = (source.train, source.valid, source.test)
     drawn = [_draw(split, spec.classes, n, rng) for split, n in zip(splits, counts, strict=True)]
-    resized = [Split(_resize(s.images, spec.resolution), s.labels) for s in drawn]
+    family = TRANSFORMS[spec.transform]
+    resized = []
+    for index, split in enumerate(drawn):
+        images = family.at_source(split.images, split_generator(spec.seed, index, 0))
+        images = _resize(images, spec.resolution)
+        images = family.at_task(images, split_generator(spec.seed, index, 1))
+        resized.append(Split(images, split.labels))
     train = resized[0].images
     mean = train.mean(dim=(0, 2, 3), keepdim=True)
     std = train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
@@ -208,7 +228,8 @@ def task_images(spec: TaskSpec) -> list[Tensor]:
 
 @dataclass(frozen=True)
 class TaskSampler:
-    """Seeded draws of tasks from ``source``. ``max_classes=None`` allows all its classes."""
+    """Seeded draws of tasks from ``source``. ``max_classes=None`` allows all its classes;
+    each task's family is drawn uniformly from ``transforms``."""
 
     source: str
     resolutions: tuple[int, ...] = (8, 16, 28)
@@ -218,9 +239,17 @@ class TaskSampler:
     max_per_class: int = 300
     eval_per_class: int = 100
     seed: int = 0
+    transforms: tuple[str, ...] = ("none",)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "resolutions", tuple(int(r) for r in self.resolutions))
+        object.__setattr__(self, "transforms", tuple(self.transforms))
+        unknown = [t for t in self.transforms if t not in TRANSFORMS]
+        if not self.transforms or unknown or len(set(self.transforms)) != len(self.transforms):
+            raise ValueError(
+                f"task transforms must be distinct names of {', '.join(TRANSFORMS)}, "
+                f"got {list(self.transforms)}"
+            )
         low, high = RESOLUTION_RANGE
         if not self.resolutions or not all(low <= r <= high for r in self.resolutions):
             raise ValueError(f"task resolutions must be {low} to {high} px, got {self.resolutions}")
@@ -262,17 +291,33 @@ class TaskSampler:
             count = int(rng.integers(self.min_classes, top + 1))
             classes = rng.choice(data.num_classes, count, replace=False)
             per_class = round(math.exp(rng.uniform(log_low, log_high)))
+            resolution = int(rng.choice(self.resolutions))
+            seed = int(rng.integers(2**31 - 1))
+            # one family draws nothing, so samplers saved before families existed give the
+            # same tasks
+            transform = self.transforms[0]
+            if len(self.transforms) > 1:
+                transform = self.transforms[int(rng.integers(len(self.transforms)))]
             specs.append(
                 TaskSpec(
                     source=self.source,
                     classes=tuple(int(c) for c in classes),
                     per_class=per_class,
-                    resolution=int(rng.choice(self.resolutions)),
-                    seed=int(rng.integers(2**31 - 1)),
+                    resolution=resolution,
+                    seed=seed,
                     eval_per_class=self.eval_per_class,
+                    transform=transform,
                 )
             )
         return specs
 
     def to_json(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "resolutions": list(self.resolutions)}
+        """Every field; ``transforms`` only when not the default, as for task specs."""
+        data = {
+            **dataclasses.asdict(self),
+            "resolutions": list(self.resolutions),
+            "transforms": list(self.transforms),
+        }
+        if self.transforms == ("none",):
+            del data["transforms"]
+        return data
