@@ -75,20 +75,15 @@ several small networks could train at once as one batched process where a thread
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import os
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-from protocol_scale_report import read_rows, scale_rows, write_report  # beside this script
+from protocol_rows import Shard, append_row, random_cells, read_rows, train_cell  # beside this
+from protocol_scale_report import scale_rows, write_report
 
-from diffusionnag.evaluators.tasks import TaskSpec, load_task
-from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator, correct_predictions
-from diffusionnag.spaces import get_space
+from diffusionnag.evaluators.tasks import TaskSpec
+from diffusionnag.evaluators.training import TrainConfig
 
 RESULTS = Path(__file__).parent / "results" / "protocol-scale"
 CLASSES = tuple(range(10))
@@ -163,12 +158,6 @@ class Run:
         return (self.cell_index, self.seed, self.epochs)
 
 
-def random_cells() -> list[str]:
-    space = get_space("nb201")
-    cells = space.sample(RANDOM_CELLS, np.random.default_rng(CELL_DRAW_SEED))
-    return [space.to_string(cell) for cell in cells]
-
-
 def planned_runs(setting: Setting) -> list[Run]:
     """The noise cells with all their seeds first (seed noise is the least known number, and
     a session that ends early still reports it), then the other cells at E (the spread),
@@ -179,112 +168,18 @@ def planned_runs(setting: Setting) -> list[Run]:
     return noise + spread + longer
 
 
-@dataclass(frozen=True)
-class Shard:
-    """Process ``index`` of ``count`` running one setting: it takes every ``count``-th planned
-    run and writes its own journal, so two processes never share a file. A run done by any
-    shard is skipped; use one ``count`` per scale at a time."""
-
-    index: int = 0
-    count: int = 1
-
-    @classmethod
-    def parse(cls, text: str) -> Shard:
-        index, _, count = text.partition("/")
-        shard = cls(int(index), int(count))
-        if not 0 <= shard.index < shard.count:
-            raise argparse.ArgumentTypeError(f"--shard K/M needs 0 <= K < M, got {text!r}")
-        return shard
-
-    def journal(self, setting: Setting) -> Path:
-        if self.count == 1:
-            return RESULTS / f"{setting.scale}.jsonl"
-        return RESULTS / f"{setting.scale}.shard-{self.index}-of-{self.count}.jsonl"
-
-
-def append_row(path: Path, row: dict) -> None:
-    """One line, flushed and fsynced, so a kill loses at most the row in progress."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() and path.stat().st_size:
-        with open(path, "rb+") as handle:  # drop a partial last line left by a kill
-            text = handle.read()
-            if not text.endswith(b"\n"):
-                handle.truncate(text.rfind(b"\n") + 1)
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(row, allow_nan=True) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-class CpuClock:
-    """Process CPU time at the last optimisation step: splits a row's CPU seconds into
-    training and evaluation. CPU time, not wall time, is the cost: at nice 19 on a shared
-    machine the wall clock mostly measures other people's jobs."""
-
-    def __init__(self) -> None:
-        self.start = self.last_step = time.process_time()
-
-    def tick(self, _progress: object) -> None:
-        self.last_step = time.process_time()
-
-
-def _packed(correct: torch.Tensor) -> str:
-    """Per-image outcomes as hex of packed bits (``numpy.packbits`` order): 2,500 characters
-    for 10,000 images, enough to split a row's accuracy into evaluation folds afterwards."""
-    return np.packbits(correct.numpy()).tobytes().hex()
-
-
-def _percent(correct: torch.Tensor | None) -> float:
-    """Accuracy in %, computed as ``TrainingEvaluator.evaluate`` does; NaN if training diverged."""
-    return math.nan if correct is None else 100.0 * int(correct.sum()) / len(correct)
-
-
 def train_row(setting: Setting, run: Run, cell: str) -> dict:
-    space = get_space("nb201")
-    data = load_task(setting.task())
-    config = setting.config(run.epochs, run.seed)
-    clock = CpuClock()
-    evaluator = TrainingEvaluator(data, config, progress=clock.tick, space="nb201")
-    arch = space.from_string(cell)
-    start = time.perf_counter()
-    model = evaluator.train_network(arch)
-    train_seconds = time.perf_counter() - start
-    outcomes = {}
-    if model is not None:
-        for split in ("valid", "test"):
-            outcomes[split] = correct_predictions(
-                model, getattr(evaluator.data, split), evaluator.device, 4 * config.batch_size
-            )
-    end = time.process_time()
-    costs = evaluator.network.costs(arch, evaluator.data, evaluator.config)
-    return {
-        "setting": setting.name,
-        "scale": setting.scale,
-        "cell_index": run.cell_index,
-        "cell": cell,
-        "seed": run.seed,
-        "epochs": run.epochs,
-        **{split: _percent(outcomes.get(split)) for split in ("valid", "test")},
-        "failed": model is None,
-        "train_seconds": round(train_seconds, 2),
-        "seconds": round(time.perf_counter() - start, 2),
-        "train_cpu_seconds": round(clock.last_step - clock.start, 2),
-        "eval_cpu_seconds": round(end - clock.last_step, 2),
-        **costs,
-        "task": setting.task().name,
-        "eval_per_class": setting.eval_per_class,
-        "config": {k: v for k, v in asdict(config).items() if k != "device"},
-        **{f"{k}_correct": _packed(v) for k, v in outcomes.items()},
-        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+    row = train_cell(setting.task(), setting.config(run.epochs, run.seed), cell)
+    run_fields = {"cell_index": run.cell_index, "seed": run.seed, "epochs": run.epochs}
+    return {"setting": setting.name, "scale": setting.scale, **run_fields, **row}
 
 
 def run_setting(setting: Setting, shard: Shard) -> None:
-    path = shard.journal(setting)
+    path = shard.journal(RESULTS, setting.scale)
     done = {(r["cell_index"], r["seed"], r["epochs"]) for r in scale_rows(RESULTS, setting.scale)}
-    cells = random_cells()
+    cells = random_cells(RANDOM_CELLS, CELL_DRAW_SEED)
     for position, run in enumerate(planned_runs(setting)):
-        if run.key in done or position % shard.count != shard.index:
+        if run.key in done or not shard.takes(position):
             continue
         row = train_row(setting, run, cells[run.cell_index])
         append_row(path, row)
@@ -310,7 +205,7 @@ def run_pilot() -> None:
     done = {(r["setting"], r["cell_index"]) for r in read_rows(path)}
     for n, resolution, per_class, cells in PILOT_SCALES:
         setting = Setting("fashion-mnist", n, resolution, per_class, epochs=1)
-        for index, cell in enumerate(random_cells()[:cells]):
+        for index, cell in enumerate(random_cells(RANDOM_CELLS, CELL_DRAW_SEED)[:cells]):
             if (setting.name, index) in done:
                 continue
             row = train_row(setting, Run(index, 0, 1), cell)

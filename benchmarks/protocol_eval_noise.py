@@ -17,16 +17,10 @@ import itertools
 import math
 
 import numpy as np
+from protocol_rows import outcomes
 
 FOLDS = 5
 FOLD_PER_CLASS = 200
-
-
-def outcomes(row: dict, split: str = "test") -> np.ndarray:
-    """The row's per-image outcomes (booleans, in split order: class by class)."""
-    bits = np.unpackbits(np.frombuffer(bytes.fromhex(row[f"{split}_correct"]), np.uint8))
-    images = row["eval_per_class"] * _classes(row)
-    return bits[:images].astype(bool)
 
 
 def _classes(row: dict) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from protocol_eval_noise import lines as noise_lines
 from protocol_eval_noise import summarise as summarise_noise
+from protocol_rows import plan_rows, read_rows
 from scipy.stats import kendalltau, spearmanr
 
 from diffusionnag.io import atomic_write_json, atomic_write_text
@@ -24,28 +25,9 @@ SPEARMAN_NEEDED = 0.9
 FULL_NOISE_DOF = 9  # 3 cells x 4 seeds
 
 
-def read_rows(path: Path) -> list[dict]:
-    """Complete rows of a journal; a last line cut by a kill is dropped."""
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut by a kill
-    return rows
-
-
 def scale_rows(results: Path, scale: str) -> list[dict]:
-    """Every row of a scale: its journal, ``<scale>.jsonl``, and its shards' journals,
-    ``<scale>.shard-K-of-M.jsonl`` (one per process of ``--shard K/M``)."""
-    paths = [results / f"{scale}.jsonl", *sorted(results.glob(f"{scale}.shard-*.jsonl"))]
-    rows = [row for path in paths for row in read_rows(path)]
-    keys = [(r["cell_index"], r["seed"], r["epochs"]) for r in rows]
-    if len(set(keys)) != len(keys):
-        raise SystemExit(f"{scale}: a (cell, seed, epochs) row is in two journals")
-    return rows
+    """Every row of a scale, from its journal and its shards' journals."""
+    return plan_rows(results, scale, ("cell_index", "seed", "epochs"))
 
 
 def _iqr(values: np.ndarray) -> float:

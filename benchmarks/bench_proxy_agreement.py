@@ -1,0 +1,190 @@
+"""The cheapest short protocol that ranks cells as the final protocol does (issue "Image transfer
+on labels that mean something", part 2).
+
+The final protocol is the one part 1 names (``bench_protocol_scale.py``): NB201 network C=16,
+N=1, trained 10 epochs with SGD and a cosine schedule, and at least 790 SGD steps of 64 images
+(10 epochs of the 5,000-image task) on smaller tasks; its label is test accuracy on the task's
+whole test split (1,000 images per class). Six tasks at 500 training images per class and
+28 px, each the same 30 random cells (``space.sample(30, default_rng(0))``, as part 1):
+
+- the 10 classes as they are (part 1's own task and rows), rotated, blurred and noisy
+  (``evaluators/task_transforms.py``);
+- the four tops (T-shirt, pullover, coat, shirt), the classes Fashion-MNIST confuses most;
+- five classes inverted.
+
+A task *qualifies* when its 30 cells' test IQR under the final protocol is at least 3 times the
+seed noise; the seed noise is pooled over the first three cells, each trained with seeds 0 and
+1 on every task (plus part 1's seeds 2 and 3 on its own task).
+
+Each candidate proxy trains the same cells with seed 0 for a fraction of the final's steps
+(cosine schedule over its own length), optionally on fewer images or at a lower resolution,
+and is scored by its accuracy on 200 validation images per class; a search would rank by that.
+Per task, the report gives Spearman and Kendall between a proxy's validation accuracies and the
+final protocol's test accuracies, beside the free baseline (parameter count), and the proxy's
+CPU seconds per cell (training and its validation pass). The proxy chosen is the cheapest whose
+median Spearman over the qualifying tasks is at least 0.8.
+
+Plan order: task by task, the final rows (noise cells first), then every proxy, so the first
+tasks finish early. Rows land in ``benchmarks/results/proxy-agreement/<task>.jsonl`` (flushed
+and fsynced); a rerun skips rows already there, and ``--shard K/M`` splits the plan over
+processes, each writing its own journal:
+
+    for k in 0 1; do OMP_NUM_THREADS=1 PYTHONPATH=src nohup nice -n 15 .venv/bin/python \\
+        benchmarks/bench_proxy_agreement.py --shard $k/2 \\
+        >> benchmarks/results/proxy-agreement/run.log 2>&1 & done
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_proxy_agreement.py --report
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from protocol_rows import Shard, append_row, plan_rows, random_cells, train_cell  # beside this
+from proxy_agreement_report import write_report
+
+from diffusionnag.evaluators.tasks import TaskSpec
+from diffusionnag.evaluators.training import TrainConfig
+
+RESULTS = Path(__file__).parent / "results" / "proxy-agreement"
+PART1_RESULTS = Path(__file__).parent / "results" / "protocol-scale"
+PART1_SCALE = "fashion-mnist-C16-N1-r28-n500-e1000"
+CELLS = 30
+CELL_DRAW_SEED = 0
+NOISE_CELLS = 3
+NOISE_SEED = 1
+FINAL_EPOCHS = 10
+FINAL_STEPS = 790  # 10 epochs of 5,000 images in batches of 64 (78 full and one of 8)
+PROXY_EVAL_PER_CLASS = 200
+ALL = tuple(range(10))
+
+
+def _task(classes: tuple[int, ...], transform: str = "none") -> TaskSpec:
+    return TaskSpec("fashion-mnist", classes, 500, 28, 0, 1000, transform)
+
+
+TASKS = (
+    _task(ALL),
+    _task(ALL, "rotate"),
+    _task(ALL, "blur"),
+    _task(ALL, "noise"),
+    _task((0, 2, 4, 6)),
+    _task((0, 1, 2, 3, 4), "invert"),
+)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How a row was trained: ``steps`` SGD steps (at least ``epochs`` epochs) on the task cut
+    to ``per_class`` images at ``resolution`` px, scored on ``eval_per_class`` per class."""
+
+    name: str
+    steps: int
+    epochs: int = 1
+    per_class: int | None = None  # None: the task's own
+    resolution: int | None = None
+    eval_per_class: int = PROXY_EVAL_PER_CLASS
+
+    def spec(self, task: TaskSpec) -> TaskSpec:
+        return dataclasses.replace(
+            task,
+            per_class=self.per_class or task.per_class,
+            resolution=self.resolution or task.resolution,
+            eval_per_class=self.eval_per_class,
+        )
+
+    def config(self, seed: int) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.epochs,
+            steps=self.steps,
+            channels=16,
+            cells_per_stage=1,
+            seed=seed,
+            device="cpu",
+            num_threads=1,
+        )
+
+
+FINAL = Protocol("final", FINAL_STEPS, FINAL_EPOCHS, eval_per_class=1000)
+PROXIES = (
+    Protocol("s79", 79),  # 1 epoch of the 10-class task: a tenth of the final's steps
+    Protocol("s158", 158),
+    Protocol("s316", 316),
+    Protocol("r16-s158", 158, resolution=16),
+    Protocol("n100-s158", 158, per_class=100),
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    protocol: Protocol
+    cell_index: int
+    seed: int
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return (self.protocol.name, self.cell_index, self.seed)
+
+
+def task_stem(task: TaskSpec) -> str:
+    return task.name.replace("/", "_")
+
+
+def planned_runs(task: TaskSpec) -> list[Run]:
+    noise = [Run(FINAL, i, s) for i in range(NOISE_CELLS) for s in (0, NOISE_SEED)]
+    final = [Run(FINAL, i, 0) for i in range(NOISE_CELLS, CELLS)]
+    proxies = [Run(p, i, 0) for p in PROXIES for i in range(CELLS)]
+    return noise + final + proxies
+
+
+def task_rows(task: TaskSpec) -> list[dict]:
+    """The task's rows; on part 1's task its E=10 rows serve as the final protocol (the same
+    training: 790 steps are 10 epochs there), renamed ``final``."""
+    rows = plan_rows(RESULTS, task_stem(task), ("protocol", "cell_index", "seed"))
+    if task == TASKS[0]:
+        part1 = plan_rows(PART1_RESULTS, PART1_SCALE, ("cell_index", "seed", "epochs"))
+        rows += [{**r, "protocol": FINAL.name} for r in part1 if r["epochs"] == FINAL_EPOCHS]
+    return rows
+
+
+def run_plan(shard: Shard) -> None:
+    cells = random_cells(CELLS, CELL_DRAW_SEED)
+    position = 0
+    for task in TASKS:
+        done = {(r["protocol"], r["cell_index"], r["seed"]) for r in task_rows(task)}
+        path = shard.journal(RESULTS, task_stem(task))
+        for run in planned_runs(task):
+            position += 1
+            if run.key in done or not shard.takes(position):
+                continue
+            spec, config = run.protocol.spec(task), run.protocol.config(run.seed)
+            fields = {"protocol": run.protocol.name, "cell_index": run.cell_index}
+            row = {**fields, "seed": run.seed, **train_cell(spec, config, cells[run.cell_index])}
+            append_row(path, row)
+            print(
+                f"{row['finished_utc']} {task.name} {run.protocol.name} cell {run.cell_index:2d} "
+                f"seed {run.seed}: valid {row['valid']:.2f} test {row['test']:.2f} "
+                f"({row['train_cpu_seconds']:.0f} s train CPU)",
+                flush=True,
+            )
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--report", action="store_true", help="write summary.md/json and stop")
+    parser.add_argument(
+        "--shard", type=Shard.parse, default=Shard(), help="K/M: this process runs shard K of M"
+    )
+    args = parser.parse_args()
+    if args.report:
+        write_report({task.name: task_rows(task) for task in TASKS}, RESULTS, FINAL, PROXIES)
+        return
+    run_plan(args.shard)
+
+
+if __name__ == "__main__":
+    main()

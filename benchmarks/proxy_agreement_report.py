@@ -1,0 +1,174 @@
+"""Summary of bench_proxy_agreement.py's journals: ``summary.md`` and ``summary.json``.
+
+Per task: whether it qualifies (the final protocol's test IQR over the 30 cells against the seed
+noise pooled over its noise cells), and per proxy the Spearman and Kendall correlation of the
+proxy's validation accuracy with the final protocol's test accuracy, beside parameter count
+(a free baseline) and the final protocol's own validation accuracy (what selecting on the
+final protocol's validation split reaches). Tasks and proxies still running are summarised from
+the rows so far; a correlation needs 10 cells.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import kendalltau, spearmanr
+
+from diffusionnag.io import atomic_write_json, atomic_write_text
+
+RATIO_NEEDED = 3.0
+SPEARMAN_NEEDED = 0.8
+MIN_PAIRS = 10
+FULL_CELLS = 30
+
+
+def _seed0(rows: list[dict], protocol: str) -> dict[int, dict]:
+    return {
+        r["cell_index"]: r
+        for r in rows
+        if r["protocol"] == protocol and r["seed"] == 0 and not r["failed"]
+    }
+
+
+def _pooled_seed_std(rows: list[dict]) -> tuple[float, int]:
+    by_cell: dict[int, list[float]] = {}
+    for r in rows:
+        if r["protocol"] == "final" and not r["failed"]:
+            by_cell.setdefault(r["cell_index"], []).append(r["test"])
+    groups = [np.array(v) for v in by_cell.values() if len(v) >= 2]
+    dof = sum(len(g) - 1 for g in groups)
+    if not dof:
+        return math.nan, 0
+    return math.sqrt(sum(g.var(ddof=1) * (len(g) - 1) for g in groups) / dof), dof
+
+
+def _agreement(final: dict[int, dict], scores: dict[int, float]) -> dict:
+    both = sorted(set(final) & set(scores))
+    if len(both) < MIN_PAIRS:
+        return {"pairs": len(both), "spearman": math.nan, "kendall": math.nan}
+    truth = [final[i]["test"] for i in both]
+    guess = [scores[i] for i in both]
+    return {
+        "pairs": len(both),
+        "spearman": float(spearmanr(guess, truth).statistic),
+        "kendall": float(kendalltau(guess, truth).statistic),
+    }
+
+
+def _cpu(rows: list[dict]) -> float:
+    """Training plus the validation pass: what a proxy costs a search per cell."""
+    return _mean([r["train_cpu_seconds"] + r["valid_eval_cpu_seconds"] for r in rows])
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else math.nan
+
+
+def summarise_task(name: str, rows: list[dict], proxies) -> dict:
+    final = _seed0(rows, "final")
+    test = np.array([r["test"] for r in final.values()])
+    noise, dof = _pooled_seed_std(rows)
+    q1, q3 = np.percentile(test, [25, 75]) if len(test) >= 4 else (math.nan, math.nan)
+    iqr = float(q3 - q1)
+    summary = {
+        "task": name,
+        "final_cells": len(final),
+        "test_iqr": iqr,
+        "seed_std": noise,
+        "seed_std_dof": dof,
+        "ratio": iqr / noise if noise > 0 else math.nan,
+        "final_cpu_seconds": _mean(
+            [r["train_cpu_seconds"] + r["eval_cpu_seconds"] for r in final.values()]
+        ),
+        "baselines": {
+            "parameter count": _agreement(final, {i: r["params"] for i, r in final.items()}),
+            "final protocol, valid": _agreement(final, {i: r["valid"] for i, r in final.items()}),
+        },
+        "proxies": {},
+    }
+    summary["qualifies"] = len(final) >= FULL_CELLS and summary["ratio"] >= RATIO_NEEDED
+    for proxy in proxies:
+        runs = _seed0(rows, proxy.name)
+        scores = {i: r["valid"] for i, r in runs.items()}
+        summary["proxies"][proxy.name] = {
+            **_agreement(final, scores),
+            "cells": len(runs),
+            "cpu_seconds": _cpu(list(runs.values())),
+        }
+    return summary
+
+
+def _fmt(value: float, digits: int = 2) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _proxy_lines(tasks: list[dict], names: list[str]) -> tuple[list[str], dict]:
+    qualifying = [t for t in tasks if t["qualifies"]]
+    head = "| proxy | CPU s per cell | " + " | ".join(t["task"] for t in tasks)
+    lines = [
+        head + " | median Spearman / Kendall (qualifying tasks) |",
+        "| --- " * (len(tasks) + 3) + "|",
+    ]
+    medians = {}
+    for name in names:
+        per_task = [t["proxies"].get(name) or t["baselines"].get(name) for t in tasks]
+        used = [t["proxies"].get(name) or t["baselines"][name] for t in qualifying]
+        complete = [u for u in used if u["pairs"] >= FULL_CELLS]
+        rho = float(np.median([u["spearman"] for u in complete])) if complete else math.nan
+        tau = float(np.median([u["kendall"] for u in complete])) if complete else math.nan
+        cpu = [t["proxies"][name]["cpu_seconds"] for t in tasks if name in t["proxies"]]
+        cost = float(np.nanmean(cpu)) if cpu and not all(map(math.isnan, cpu)) else math.nan
+        medians[name] = {"spearman": rho, "kendall": tau, "tasks": len(complete), "cpu": cost}
+        cells = " | ".join(f"{_fmt(a['spearman'])} ({a['pairs']})" for a in per_task)
+        lines.append(
+            f"| {name} | {_fmt(cost, 0)} | {cells} | {_fmt(rho)} / {_fmt(tau)} "
+            f"({len(complete)} tasks) |"
+        )
+    return lines, medians
+
+
+def _choice(medians: dict, proxies) -> str:
+    good = [p for p in proxies if medians[p.name]["spearman"] >= SPEARMAN_NEEDED]
+    if not good:
+        return "no proxy reaches median Spearman 0.8 yet"
+    best = min(good, key=lambda p: medians[p.name]["cpu"])
+    return f"cheapest proxy with median Spearman >= 0.8: {best.name}"
+
+
+def write_report(rows_by_task: dict[str, list[dict]], results: Path, final, proxies) -> None:
+    tasks = [summarise_task(n, rows, proxies) for n, rows in rows_by_task.items() if rows]
+    lines = [
+        HEADER,
+        "| task | cells | test IQR | seed std (dof) | ratio | qualifies | final CPU s per cell |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for t in tasks:
+        lines.append(
+            f"| {t['task']} | {t['final_cells']} | {_fmt(t['test_iqr'])} "
+            f"| {_fmt(t['seed_std'])} ({t['seed_std_dof']}) | {_fmt(t['ratio'], 1)} "
+            f"| {'yes' if t['qualifies'] else 'no'} | {_fmt(t['final_cpu_seconds'], 0)} |"
+        )
+    names = [p.name for p in proxies] + ["parameter count", "final protocol, valid"]
+    table, medians = _proxy_lines(tasks, names)
+    lines += ["", "Spearman with the final protocol's test accuracy (cells):", "", *table]
+    lines += ["", _choice(medians, proxies)]
+    text = "\n".join(lines) + "\n"
+    atomic_write_text(results / "summary.md", text)
+    clean = json.loads(
+        json.dumps({"tasks": tasks, "medians": medians}), parse_constant=lambda _: None
+    )
+    atomic_write_json(results / "summary.json", clean)
+    print(text)
+
+
+HEADER = """# Proxy agreement: short protocols against the final one
+
+Written by `benchmarks/bench_proxy_agreement.py --report` from the journals beside it (rows so
+far where a task is still running). Final protocol: NB201 C=16, N=1, 10 epochs and at least
+790 SGD steps, test accuracy on 1,000 images per class; proxies: seed 0, validation accuracy on
+200 images per class, cost = training plus that validation pass (CPU seconds of one thread).
+A task qualifies when its 30 cells' test IQR is >= 3 x the pooled seed std.
+"""
