@@ -134,10 +134,12 @@ def task_stem(task: TaskSpec) -> str:
 
 
 def planned_runs(task: TaskSpec) -> list[Run]:
+    """Final rows (noise cells first) then proxies; part 1's task takes its final rows from
+    part 1's journals, whose own runs train them."""
     noise = [Run(FINAL, i, s) for i in range(NOISE_CELLS) for s in (0, NOISE_SEED)]
     final = [Run(FINAL, i, 0) for i in range(NOISE_CELLS, CELLS)]
     proxies = [Run(p, i, 0) for p in PROXIES for i in range(CELLS)]
-    return noise + final + proxies
+    return proxies if task == TASKS[0] else noise + final + proxies
 
 
 def task_rows(task: TaskSpec) -> list[dict]:
