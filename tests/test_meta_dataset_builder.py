@@ -137,6 +137,26 @@ def test_task_families_are_drawn_recorded_and_read_back(tmp_path: Path) -> None:
     assert all(task.name.rsplit("/", 1)[1] in families for task in dataset.tasks)
 
 
+def test_steps_and_depth_reach_every_row_and_the_header(tmp_path: Path) -> None:
+    out = tmp_path / "steps.jsonl"
+    options = {**OPTIONS, "--tasks": "2", "--cells-per-task": "2", "--epochs": "1"}
+    options.update({"--steps": "5", "--cells-per-stage": "2", "--per-class": ["20", "60"]})
+    assert main(_argv(options, out)) == 0
+    header, *rows = _lines(out)
+    protocol = header["protocol"]
+    assert protocol["network"] == "nb201 C=16 N=2"
+    assert protocol["accuracy"] == "validation top-1 % after 1 epochs and at least 5 SGD steps"
+    for row in rows:
+        train, sizes = row["protocol"]["train"], row["protocol"]["data"]["sizes"]
+        per_epoch = -(-sizes[0] // 64)  # at most 240 images: no lone last image
+        assert train["steps"] == 5 and train["cells_per_stage"] == 2
+        assert train["epochs"] == -(-5 // per_epoch)
+        assert row["protocol"]["sgd_steps"] == train["epochs"] * per_epoch >= 5
+    # the tasks' sizes give them different epochs, and the rows still read as one protocol
+    assert len({row["protocol"]["train"]["epochs"] for row in rows}) == 2
+    read_meta_dataset(out, get_space("nb201"))
+
+
 def _wait_for(condition, timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():

@@ -75,7 +75,15 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=positive_int, default=1, help="local worker processes")
     parser.add_argument("--epochs", type=positive_int, default=2)
     parser.add_argument("--space", default="nb201", help="nb201 (default) or mbv3")
-    parser.add_argument("--channels", type=positive_int, default=16, help="NB201 C (N is 1)")
+    parser.add_argument("--channels", type=positive_int, default=16, help="NB201 C")
+    parser.add_argument(
+        "--cells-per-stage", type=positive_int, default=1, help="NB201 N (default %(default)s)"
+    )
+    parser.add_argument(
+        "--steps",
+        type=positive_int,
+        help="least SGD steps per cell: small tasks train more epochs to reach it (default: none)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="continue the journal at --out")
     parser.add_argument("--no-progress", action="store_true")
@@ -148,7 +156,13 @@ def _cmd_reference(args: argparse.Namespace) -> int:
 
 def _train_config(args: argparse.Namespace):
 
-    return TrainConfig(epochs=args.epochs, channels=args.channels, device=args.device)
+    return TrainConfig(
+        epochs=args.epochs,
+        channels=args.channels,
+        cells_per_stage=args.cells_per_stage,
+        steps=args.steps,
+        device=args.device,
+    )
 
 
 def _run_build(config, args: argparse.Namespace) -> int:

@@ -81,9 +81,12 @@ class BuildConfig:
             if self.space == "nb201"
             else f"{self.space} width_mult={cfg.width_mult}, min resolution {cfg.min_resolution}"
         )
+        length = f"{cfg.epochs} epochs"
+        if cfg.steps is not None:
+            length += f" and at least {cfg.steps} SGD steps"
         return {
             "network": network,
-            "accuracy": f"validation top-1 % after {self.train.epochs} epochs",
+            "accuracy": f"validation top-1 % after {length}",
             "train": train,
             "device": resolve_device(self.train.device).type,
             "source_split_seed": SOURCE_SPLIT_SEED,
