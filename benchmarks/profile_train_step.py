@@ -11,6 +11,9 @@ cell-sized input. Usage:
 
     PYTHONPATH=src OMP_NUM_THREADS=1 .venv/bin/python benchmarks/profile_train_step.py \\
         --cells-per-stage 5 --resolution 16
+
+``--compare-formats`` instead times a step of the network ``TrainingEvaluator`` builds under
+each of its numerics settings (float32 or bfloat16 autocast, default or channels-last memory).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from diffusionnag.evaluators.image_data import ImageDataset, Split
+from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator
 from diffusionnag.nn.nb201 import build_nb201_network
 from diffusionnag.spaces import get_space
 
@@ -82,6 +87,29 @@ def compare_pooling(resolution: int, repeats: int) -> None:
     )
 
 
+def compare_formats(cells_per_stage: int, resolution: int, steps: int) -> None:
+    """CPU ms per step of the evaluator's network for each numerics setting."""
+    split = Split(torch.randn(64, 1, resolution, resolution), torch.randint(0, 10, (64,)))
+    data = ImageDataset("random", split, split, split, 10, 1, resolution, tuple("0123456789"))
+    arch = get_space("nb201").from_string(CELL)
+    for channels_last, bf16 in ((False, False), (True, False), (False, True), (True, True)):
+        config = TrainConfig(
+            cells_per_stage=cells_per_stage, channels_last=channels_last, bf16=bf16, device="cpu"
+        )
+        net = TrainingEvaluator(data, config).build_network(arch)
+        opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+
+        def step(net=net, opt=opt) -> None:
+            opt.zero_grad()
+            F.cross_entropy(net(split.images), split.labels).backward()
+            opt.step()
+
+        memory = "channels-last" if channels_last else "default"
+        name = f"{'bfloat16' if bf16 else 'float32'}, {memory}"
+        ms = cpu_ms(step, steps)
+        print(f"N={cells_per_stage}, {resolution} px, {name}: {ms:.0f} CPU ms per step")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -89,9 +117,13 @@ def main() -> None:
     parser.add_argument("--cells-per-stage", type=int, default=5)
     parser.add_argument("--resolution", type=int, default=16)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--compare-formats", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
+    if args.compare_formats:
+        compare_formats(args.cells_per_stage, args.resolution, args.steps)
+        return
     profile_step(args.cells_per_stage, args.resolution, args.steps)
     compare_pooling(args.resolution, 50)
 

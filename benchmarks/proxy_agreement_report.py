@@ -138,6 +138,34 @@ def _choice(medians: dict, proxies) -> str:
     return f"cheapest proxy with median Spearman >= 0.8: {best.name}"
 
 
+def layout_check(rows: list[dict]) -> dict | None:
+    """On part 1's task: the noise cells' test accuracy in the default layout (part 1's rows)
+    against channels-last, seed by seed, beside the seed-to-seed differences of each."""
+    default = {(r["cell_index"], r["seed"]): r["test"] for r in rows if r["protocol"] == "final"}
+    check = {
+        (r["cell_index"], r["seed"]): r["test"]
+        for r in rows
+        if r["protocol"] == "final-channels-last"
+    }
+    pairs = sorted(set(default) & set(check))
+    if not pairs:
+        return None
+    by_layout = [abs(default[k] - check[k]) for k in pairs]
+    cells = sorted({cell for cell, _ in pairs})
+    by_seed = [
+        abs(runs[(cell, 0)] - runs[(cell, 1)])
+        for runs in (default, check)
+        for cell in cells
+        if (cell, 0) in runs and (cell, 1) in runs
+    ]
+    return {
+        "pairs": len(pairs),
+        "mean_abs_change_of_layout": float(np.mean(by_layout)),
+        "mean_abs_change_of_seed": float(np.mean(by_seed)) if by_seed else math.nan,
+        "by_pair": {f"cell {c} seed {s}": [default[c, s], check[c, s]] for c, s in pairs},
+    }
+
+
 def write_report(rows_by_task: dict[str, list[dict]], results: Path, final, proxies) -> None:
     tasks = [summarise_task(n, rows, proxies) for n, rows in rows_by_task.items() if rows]
     lines = [
@@ -155,10 +183,22 @@ def write_report(rows_by_task: dict[str, list[dict]], results: Path, final, prox
     table, medians = _proxy_lines(tasks, names)
     lines += ["", "Spearman with the final protocol's test accuracy (cells):", "", *table]
     lines += ["", _choice(medians, proxies)]
+    layout = layout_check(next(iter(rows_by_task.values()), []))
+    if layout is not None:
+        lines += [
+            "",
+            f"Layout check on part 1's task ({layout['pairs']} cell-seed pairs): test accuracy "
+            f"moved by {_fmt(layout['mean_abs_change_of_layout'])} points on average from the "
+            f"default layout to channels-last, seed 0 to seed 1 by "
+            f"{_fmt(layout['mean_abs_change_of_seed'])} (default, channels-last: "
+            + ", ".join(f"{k} {a:.2f} / {b:.2f}" for k, (a, b) in layout["by_pair"].items())
+            + ").",
+        ]
     text = "\n".join(lines) + "\n"
     atomic_write_text(results / "summary.md", text)
     clean = json.loads(
-        json.dumps({"tasks": tasks, "medians": medians}), parse_constant=lambda _: None
+        json.dumps({"tasks": tasks, "medians": medians, "layout_check": layout}),
+        parse_constant=lambda _: None,
     )
     atomic_write_json(results / "summary.json", clean)
     print(text)

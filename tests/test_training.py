@@ -89,3 +89,24 @@ def test_train_config_rejects_nonsense() -> None:
         TrainConfig(lr=0.0)
     with pytest.raises(ValueError, match="num_threads"):
         TrainConfig(num_threads=0)
+
+
+@pytest.mark.parametrize("numerics", [{"channels_last": True}, {"bf16": True}])
+def test_cheaper_numerics_learn_repeat_and_are_recorded(
+    digits: ImageDataset, numerics: dict[str, bool]
+) -> None:
+    config = dataclasses.replace(TINY, **numerics)
+    first = TrainingEvaluator(digits, config).evaluate(CONV3)
+    again = TrainingEvaluator(digits, config).evaluate(CONV3)
+    default = TrainingEvaluator(digits, TINY).evaluate(CONV3)
+    assert first.value == again.value and not first.failed
+    assert first.value > 70.0 and abs(first.value - default.value) < 10.0
+    if numerics == {"channels_last": True}:
+        model = TrainingEvaluator(digits, config).build_network(CONV3)
+        convs = [p for p in model.parameters() if p.dim() == 4]
+        # channels fastest, then width: 1x1 kernels too, whose default strides are also
+        # "contiguous" in channels-last and so would not be converted by .contiguous()
+        assert any(p.shape[-1] == 1 for p in convs)
+        assert all(p.stride(1) == 1 and p.stride(3) == p.shape[1] for p in convs)
+    name = next(iter(numerics))
+    assert config.settings()[name] is True and name not in TINY.settings()
