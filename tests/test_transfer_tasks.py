@@ -136,6 +136,45 @@ def test_transfer_to_a_task_places_the_chosen_cell_in_the_reference(
     assert f"random cells trained the same way (percentile {placed['percentile']:.0f}" in printed
 
 
+def test_a_final_protocol_retrains_the_chosen_cell_and_places_it(
+    images_meta: dict[str, Path], reference: Path, tmp_path: Path, capsys
+) -> None:
+    final_reference = tmp_path / "final.jsonl"
+    argv = ["meta-dataset", "reference", "--task", TASK, "--cells", "5", "--eval-per-class",
+            "10", "--out", str(final_reference), *TINY[2:], "--epochs", "3"]  # fmt: skip
+    assert main(argv) == 0
+    out = tmp_path / "run.json"
+    argv = ["transfer", "--benchmark", f"task:{TASK}", "--meta-predictor",
+            str(images_meta["nb201"]), "--budget", "2", "--candidates", "4", "--round-samples",
+            "40", "--steps", "3", "--epochs", "1", "--final-epochs", "3", "--out", str(out),
+            "--quiet"]  # fmt: skip
+    capsys.readouterr()
+    # the candidates' reference is not the final protocol's
+    assert main([*argv, "--reference", str(reference)]) == 2
+    assert "trained with epochs=1, this run with epochs=3" in capsys.readouterr().err
+    assert main([*argv, "--reference", str(final_reference)]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    final = result["final"]
+    assert final["cell"] == result["best"]["arch"]
+    assert final["protocol"]["train"]["epochs"] == 3
+    assert final["seconds"] > 0 and 0.0 <= final["test_accuracy"] <= 100.0
+    placed = read_reference(final_reference).place(final["test_accuracy"])
+    assert result["reference"]["beaten"] == placed.beaten and result["reference"]["total"] == 5
+    assert (
+        f"final protocol (3 epochs): the chosen cell scored {final['valid_accuracy']:.2f} % "
+        f"validation, {final['test_accuracy']:.2f} % test"
+    ) in printed
+
+
+def test_a_final_protocol_needs_a_training_target(tmp_path: Path, capsys) -> None:
+    argv = ["transfer", "--benchmark", "nb201:cifar10", "--final-epochs", "3", "--out",
+            str(tmp_path / "run.json"), "--quiet"]  # fmt: skip
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert "a final training protocol needs a training target (train:, task:)" in error
+
+
 def test_mobilenet_v3_builds_meta_trains_and_transfers(
     images_meta: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -16,6 +16,7 @@ from diffusionnag.evaluators.nb201_table import NB201Table
 from diffusionnag.evaluators.nb201_valid import FILES as VALID_FILES
 from diffusionnag.evaluators.registry import DEFAULT_TRAIN_STEPS, BenchmarkSpec, train_config
 from diffusionnag.evaluators.shared_data import default_table_path
+from diffusionnag.evaluators.training import TrainConfig
 from diffusionnag.generate import SAMPLER_NAMES
 from diffusionnag.predictors.extractor import EXTRACTOR_NAMES
 from diffusionnag.predictors.meta import MetaPredictorConfig
@@ -37,6 +38,7 @@ from diffusionnag.transfer.metadata import (
 )
 from diffusionnag.transfer.pipeline import (
     TRANSFER_STRATEGIES,
+    FinalResult,
     TransferJob,
     TransferRun,
     run_transfer,
@@ -185,6 +187,18 @@ def add_transfer_parser(subparsers: argparse._SubParsersAction) -> None:
         "SGD steps for small datasets, 2 for task:* (the meta-dataset protocol)",
     )
     parser.add_argument(
+        "--final-epochs",
+        type=positive_int,
+        help="train:/task: targets: after the search, train the chosen cell once more for this "
+        "many epochs (the final protocol; the candidates' own training is the cheap proxy "
+        "that ranks them); a --reference must then be trained the final way",
+    )
+    parser.add_argument(
+        "--final-steps",
+        type=positive_int,
+        help="with or without --final-epochs: the final protocol's least SGD steps",
+    )
+    parser.add_argument(
         "--reference",
         type=Path,
         help="reference distribution to place the chosen cell in (meta-dataset reference; "
@@ -270,6 +284,23 @@ def _epochs(args: argparse.Namespace) -> int | None:
     return args.epochs
 
 
+def _final_config(args: argparse.Namespace) -> TrainConfig | None:
+    if args.final_epochs is None and args.final_steps is None:
+        return None
+    epochs = args.final_epochs or 1
+    return TrainConfig(epochs=epochs, steps=args.final_steps, seed=args.seed, device=args.device)
+
+
+def _final_line(final: FinalResult) -> str:
+    steps = final.protocol.get("sgd_steps")
+    epochs = final.protocol["train"]["epochs"]
+    length = f"{epochs} epochs" + (f", {steps} SGD steps" if steps else "")
+    return (
+        f"final protocol ({length}): the chosen cell scored {final.valid_accuracy:.2f} % "
+        f"validation, {final.test_accuracy:.2f} % test ({final.seconds:.0f} s)"
+    )
+
+
 def cmd_transfer(args: argparse.Namespace) -> int:
     check_writable(args.out, folder=False)
     benchmark = BenchmarkSpec.parse(args.benchmark)
@@ -294,6 +325,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         score_model=args.score_model,
         reference=args.reference,
         compare_baselines=args.compare_baselines,
+        final=_final_config(args),
     )
     started = time.perf_counter()
     run = run_transfer(job)
@@ -307,6 +339,8 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         print(f"  {transfer['labels']}")
     print(best_table(history, space, run.value_name))
     print(chosen_line(history, space, run.value_name, time.perf_counter() - started))
+    if run.final is not None:
+        print(_final_line(run.final))
     if run.placement is not None:
         print(f"chosen cell: {run.placement.describe()}")
     print(outputs_line(args.out))

@@ -23,9 +23,10 @@ import numpy as np
 
 from diffusionnag.evaluators.base import Evaluator
 from diffusionnag.evaluators.registry import BenchmarkSpec, Target
-from diffusionnag.evaluators.training import TrainConfig
+from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator
 from diffusionnag.search.history import History
 from diffusionnag.search.job import SearchJob, prepare_job, run_prepared, run_warnings
+from diffusionnag.spaces.base import Arch, SearchSpace
 from diffusionnag.transfer.baselines import (
     Outcome,
     ValidationTruth,
@@ -67,6 +68,10 @@ class TransferJob:
     for a ``task:`` target under its protocol, if any."""
     compare_baselines: bool = False
     """Score the run beside the free baselines (``transfer.baselines``; ``nb201-valid:`` only)."""
+    final: TrainConfig | None = None
+    """Training targets: the protocol the chosen cell is trained with once more after the
+    search. The search's own protocol (``search.train``, a cheap proxy) ranks the candidates;
+    this one says what the chosen cell is worth, and a reference must be trained with it."""
 
     def __post_init__(self) -> None:
         if self.search.strategy not in TRANSFER_STRATEGIES:
@@ -101,6 +106,19 @@ class TransferRun:
     """One line each on what the numbers cannot say (:func:`run_warnings`)."""
     baselines: list[Outcome] = field(default_factory=list)
     """The run and the free baselines, scored alike (``compare_baselines``), the run first."""
+    final: FinalResult | None = None
+    """The chosen cell trained with the job's final protocol, where it has one."""
+
+
+@dataclass(frozen=True)
+class FinalResult:
+    """The chosen cell trained with the final protocol: the numbers a user gets."""
+
+    cell: str
+    valid_accuracy: float
+    test_accuracy: float
+    protocol: Mapping[str, Any]
+    seconds: float
 
 
 def run_transfer(job: TransferJob) -> TransferRun:
@@ -110,9 +128,11 @@ def run_transfer(job: TransferJob) -> TransferRun:
     prepared = prepare_job(job.strategy_job())
     if job.compare_baselines:
         comparable_evaluator(prepared.target)
-    reference = _reference(given, prepared.target, job.search.train)
+    final_trainer = _final_trainer(prepared.target, job.final)
+    reference = _reference(given, prepared.target, job.final or job.search.train)
     outcomes: list[Outcome] = []
     truths: list[ValidationTruth] = []
+    finals: list[FinalResult] = []
 
     def report_sections(history: History) -> dict[str, Any]:
         sections: dict[str, Any] = {}
@@ -122,7 +142,10 @@ def run_transfer(job: TransferJob) -> TransferRun:
             truth, outcomes[:] = compare_run(prepared.target, method, history, budget)
             truths[:] = [truth]
             sections["baselines"] = [asdict(outcome) for outcome in outcomes]
-        placement = _place(history, reference)
+        if final_trainer is not None and history.best is not None:
+            finals[:] = [_train_final(final_trainer, history.best.arch, prepared.space)]
+            sections["final"] = asdict(finals[0])
+        placement = _place(_chosen_test(history, finals), reference)
         if placement is not None and reference is not None:
             details = {"path": str(reference.path), **asdict(placement)}
             sections["reference"] = {**details, "percentile": placement.percentile}
@@ -135,11 +158,52 @@ def run_transfer(job: TransferJob) -> TransferRun:
     plot = (
         plot_comparison(truths[0], outcomes, out)
         if truths
-        else plot_reference(history, out, _distribution(reference, evaluator))
+        else plot_reference(_chosen_test(history, finals), out, _distribution(reference, evaluator))
     )
-    placement = _place(history, reference)
+    placement = _place(_chosen_test(history, finals), reference)
     warnings = run_warnings(history, prepared.target)
-    return TransferRun(history, transfer, placement, evaluator.value_name, plot, warnings, outcomes)
+    return TransferRun(
+        history,
+        transfer,
+        placement,
+        evaluator.value_name,
+        plot,
+        warnings,
+        outcomes,
+        finals[0] if finals else None,
+    )
+
+
+def _final_trainer(target: Target, final: TrainConfig | None) -> TrainingEvaluator | None:
+    """The evaluator of the final protocol on the target's images; ``ValueError`` for a final
+    protocol on a target that does not train (a table has no protocol to change)."""
+    if final is None:
+        return None
+    evaluator = target.evaluator
+    if not isinstance(evaluator, TrainingEvaluator):
+        raise ValueError(
+            f"a final training protocol needs a training target (train:, task:), not {target.spec}"
+        )
+    return TrainingEvaluator(evaluator.data, final, space=evaluator.space_name)
+
+
+def _train_final(trainer: TrainingEvaluator, arch: Arch, space: SearchSpace) -> FinalResult:
+    result = trainer.evaluate(arch)
+    return FinalResult(
+        cell=space.to_string(arch),
+        valid_accuracy=result.value,
+        test_accuracy=result.metrics["test_accuracy"],
+        protocol=trainer.protocol(),
+        seconds=round(result.cost_seconds, 2),
+    )
+
+
+def _chosen_test(history: History, finals: Sequence[FinalResult]) -> float | None:
+    """The chosen cell's test accuracy: under the final protocol where there is one."""
+    if finals:
+        return finals[0].test_accuracy
+    best = history.best
+    return None if best is None else best.metrics.get("test_accuracy", best.value)
 
 
 def _method(search: SearchJob) -> str:
@@ -166,21 +230,19 @@ def _distribution(reference: Reference | None, evaluator: Evaluator) -> Distribu
 
 
 def plot_reference(
-    history: History,
+    chosen: float | None,
     out: Path,
     distribution: Distribution | None,
     picks: Mapping[str, float] | None = None,
 ) -> Path | None:
     """``<out stem>_reference.png``: a histogram of the ``distribution``'s test accuracies with
-    the chosen cell's marked, then each of ``picks`` (e.g. baselines' chosen cells by name);
-    ``None`` and no file without a distribution or an evaluated cell."""
+    the ``chosen`` cell's test accuracy marked, then each of ``picks`` (e.g. baselines' chosen
+    cells by name); ``None`` and no file without a distribution or a chosen cell."""
     from diffusionnag.search.plots import plot_placement  # matplotlib: only when plotting
 
-    best = history.best
-    if distribution is None or best is None:
+    if distribution is None or chosen is None:
         return None
     values, label = distribution
-    chosen = best.metrics.get("test_accuracy", best.value)
     path = out.with_name(out.stem + "_reference.png")
     title = "the chosen cell's test accuracy among the reference cells"
     plot_placement(values, {"chosen cell": chosen, **(picks or {})}, path, title=title,
@@ -219,8 +281,7 @@ def _reference(given: Reference | None, target: Target, train: TrainConfig) -> R
     return reference
 
 
-def _place(history: History, reference: Reference | None) -> Placement | None:
-    best = history.best
-    if reference is None or best is None:
+def _place(chosen: float | None, reference: Reference | None) -> Placement | None:
+    if reference is None or chosen is None:
         return None
-    return reference.place(best.metrics.get("test_accuracy", best.value))
+    return reference.place(chosen)
