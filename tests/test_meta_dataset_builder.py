@@ -137,10 +137,11 @@ def test_task_families_are_drawn_recorded_and_read_back(tmp_path: Path) -> None:
     assert all(task.name.rsplit("/", 1)[1] in families for task in dataset.tasks)
 
 
-def test_steps_and_depth_reach_every_row_and_the_header(tmp_path: Path) -> None:
+def test_steps_depth_and_numerics_reach_every_row_and_the_header(tmp_path: Path) -> None:
     out = tmp_path / "steps.jsonl"
     options = {**OPTIONS, "--tasks": "2", "--cells-per-task": "2", "--epochs": "1"}
     options.update({"--steps": "5", "--cells-per-stage": "2", "--per-class": ["20", "60"]})
+    options.update({"--channels-last": [], "--bf16": []})
     assert main(_argv(options, out)) == 0
     header, *rows = _lines(out)
     protocol = header["protocol"]
@@ -150,6 +151,7 @@ def test_steps_and_depth_reach_every_row_and_the_header(tmp_path: Path) -> None:
         train, sizes = row["protocol"]["train"], row["protocol"]["data"]["sizes"]
         per_epoch = -(-sizes[0] // 64)  # at most 240 images: no lone last image
         assert train["steps"] == 5 and train["cells_per_stage"] == 2
+        assert train["channels_last"] is True and train["bf16"] is True
         assert train["epochs"] == -(-5 // per_epoch)
         assert row["protocol"]["sgd_steps"] == train["epochs"] * per_epoch >= 5
     # the tasks' sizes give them different epochs, and the rows still read as one protocol

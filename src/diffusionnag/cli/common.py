@@ -81,6 +81,26 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_numerics_options(parser: argparse.ArgumentParser) -> None:
+    """How real training runs its networks (``TrainConfig.channels_last`` and ``bf16``)."""
+    parser.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="train in channels-last memory: results differ only at float rounding, steps "
+        "are cheaper on CPUs (1.4x for NB201 here)",
+    )
+    parser.add_argument(
+        "--bf16",
+        action="store_true",
+        help="train under bfloat16 autocast: a different protocol, cheaper where the processor "
+        "has bfloat16 units (2.3x with --channels-last on an AMX CPU)",
+    )
+
+
+def numerics(args: argparse.Namespace) -> dict[str, bool]:
+    return {"channels_last": args.channels_last, "bf16": args.bf16}
+
+
 def check_writable(path: Path, *, folder: bool) -> None:
     """Fail before minutes of work rather than at the final write."""
     if path.exists() and path.is_dir() != folder:

@@ -11,7 +11,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from diffusionnag.cli.common import add_device_option, check_writable, positive_int
+from diffusionnag.cli.common import (
+    add_device_option,
+    add_numerics_options,
+    check_writable,
+    numerics,
+    positive_int,
+)
 from diffusionnag.evaluators.nb201_table import DATASETS as TABLE_DATASETS
 from diffusionnag.evaluators.nb201_table import NB201Table
 from diffusionnag.evaluators.shared_data import default_table_path
@@ -87,6 +93,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="continue the journal at --out")
     parser.add_argument("--no-progress", action="store_true")
+    add_numerics_options(parser)
     add_device_option(parser)
 
 
@@ -162,6 +169,7 @@ def _train_config(args: argparse.Namespace):
         cells_per_stage=args.cells_per_stage,
         steps=args.steps,
         device=args.device,
+        **numerics(args),
     )
 
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from diffusionnag.cli.common import (
     add_device_option,
+    add_numerics_options,
     check_writable,
+    numerics,
     positive_int,
     shown_path,
 )
@@ -76,6 +78,7 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
         "default: --workers, so every worker has a cell",
     )
     add_executor_options(parser, default_workers=DEFAULT_JOB.workers)
+    add_numerics_options(parser)
     add_device_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -222,6 +225,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             width_mult=args.width_mult,
             seed=args.seed,
             device=args.device,
+            **numerics(args),
         ),
         options=parse_options(args.option),
         progress=not args.quiet,

@@ -8,7 +8,14 @@ import sys
 import time
 from pathlib import Path
 
-from diffusionnag.cli.common import add_device_option, check_writable, positive_int, shown_path
+from diffusionnag.cli.common import (
+    add_device_option,
+    add_numerics_options,
+    check_writable,
+    numerics,
+    positive_int,
+    shown_path,
+)
 from diffusionnag.cli.search import outputs_line
 from diffusionnag.diffusion.model import build_score_model, default_train_config, read_config
 from diffusionnag.evaluators.nb201_table import DATASETS as TABLE_DATASETS
@@ -214,6 +221,7 @@ def add_transfer_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("runs/transfer/run.json"))
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    add_numerics_options(parser)
     add_device_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -314,7 +322,9 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         resume=args.resume,
         table=args.table,
         data_root=args.data_root,
-        train=train_config(benchmark, _epochs(args), seed=args.seed, device=args.device),
+        train=train_config(
+            benchmark, _epochs(args), seed=args.seed, device=args.device, **numerics(args)
+        ),
         options=_strategy_options(args),
         progress=not args.quiet,
     )
