@@ -31,7 +31,12 @@ from diffusionnag.transfer.meta_train import (
     save_meta_predictor,
     train_meta_predictor,
 )
-from diffusionnag.transfer.metadata import MetaDataset, MetaTask, read_meta_dataset
+from diffusionnag.transfer.metadata import (
+    MetaDataset,
+    MetaTask,
+    read_meta_dataset,
+    read_meta_datasets,
+)
 from diffusionnag.transfer.reference import read_reference
 
 SPACE = NB201Space()
@@ -131,6 +136,31 @@ def test_meta_train_refuses_a_contradictory_or_hostile_meta_dataset(
     for fragment in fragments:
         assert fragment in line
     assert not (tmp_path / "m").exists()
+
+
+def test_several_meta_datasets_train_as_one_under_one_protocol(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second, other, again = (tmp_path / f"{n}.jsonl" for n in ("a", "b", "c", "d"))
+    first.write_text(_meta_rows(*(_with_protocol(row, 2) for row in GOOD_ROWS)))
+    b_rows = [_row("b", CELLS[2], 60.0), _row("b", CELLS[3], 50.0)]
+    second.write_text(_meta_rows(*(_with_protocol(row, 2) for row in b_rows)))
+    other.write_text(_meta_rows(*(_with_protocol(row, 40) for row in b_rows)))
+    again.write_text(_meta_rows(*(_with_protocol(row, 2) for row in GOOD_ROWS)))
+    merged = read_meta_datasets([first, second], SPACE)
+    assert merged.task_names == ["a", "b"] and merged.source == f"{first} + {second}"
+    assert merged.protocol == {"epochs": 2, "lr": 0.1}
+    out = tmp_path / "m"
+    argv = ["meta-train", "--meta-dataset", str(first), str(second), "--steps", "1",
+            "--device", "cpu", "--quiet", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert "meta-trained on 2 tasks (a, b)" in capsys.readouterr().out
+    argv[2:4] = [str(first), str(other)]
+    line = _cli_error([*argv[:-1], str(tmp_path / "m2")], capsys)
+    assert f"{other}: its training protocol differs from {first}'s" in line
+    argv[2:4] = [str(first), str(again)]
+    line = _cli_error([*argv[:-1], str(tmp_path / "m3")], capsys)
+    assert f"task 'a' is in {first} and in {again}: keep each task in one meta-dataset" in line
 
 
 def test_a_csv_meta_dataset_refuses_a_cell_measured_twice(tmp_path: Path) -> None:

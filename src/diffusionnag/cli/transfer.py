@@ -39,7 +39,7 @@ from diffusionnag.transfer.meta_train import (
 )
 from diffusionnag.transfer.metadata import (
     MetaDataset,
-    read_meta_dataset,
+    read_meta_datasets,
     table_meta_dataset,
     valid_meta_dataset,
 )
@@ -62,7 +62,13 @@ def add_meta_train_parser(subparsers: argparse._SubParsersAction) -> None:
         "the tasks of a meta-dataset; print rank correlations on held-out tasks.",
     )
     parser.add_argument("--space", choices=sorted(SPACES), default="nb201")
-    parser.add_argument("--meta-dataset", type=Path, help="JSONL or CSV rows: task, cell, accuracy")
+    parser.add_argument(
+        "--meta-dataset",
+        type=Path,
+        nargs="+",
+        help="JSONL or CSV rows: task, cell, accuracy (several files: their tasks together, "
+        "e.g. one build per source dataset; one training protocol)",
+    )
     parser.add_argument(
         "--table-tasks",
         nargs="+",
@@ -140,7 +146,7 @@ def _meta_dataset(args: argparse.Namespace, space, needs: frozenset[str]):
         raise ValueError("give --meta-dataset, or --table-tasks and/or --valid-tasks")
     if args.meta_dataset is not None:
         images = bool(needs & {"images", "sizes"})
-        return read_meta_dataset(args.meta_dataset, space, images=images)
+        return read_meta_datasets(args.meta_dataset, space, images=images)
     if space.name != "nb201":
         raise ValueError(f"--table-tasks, --valid-tasks: NB201 tables; space is {space.name!r}")
     parts = []

@@ -66,6 +66,9 @@ class MetaDataset:
     space: str
     tasks: list[MetaTask]
     source: str = "<memory>"
+    protocol: object = None
+    """The training protocol every row shares (what :func:`read_meta_dataset` checks), ``None``
+    for rows that record none."""
 
     @property
     def task_names(self) -> list[str]:
@@ -83,7 +86,10 @@ class MetaDataset:
         out = [t for t in self.tasks if t.name in held_out]
         if not keep:
             raise ValueError("every task is held out; nothing is left to meta-train on")
-        return MetaDataset(self.space, keep, self.source), MetaDataset(self.space, out, self.source)
+        return (
+            MetaDataset(self.space, keep, self.source, self.protocol),
+            MetaDataset(self.space, out, self.source, self.protocol),
+        )
 
 
 def group_rows(
@@ -140,10 +146,40 @@ def read_meta_dataset(
             raise ValueError(f"{path}: a CSV meta-dataset has no task specs, so no task images")
         return group_rows(_csv_rows(text, path, space, value_field), space, str(path))
     records = list(_jsonl_records(text, path))
-    dataset = group_rows(_jsonl_rows(records, path, space, value_field), space, str(path))
+    protocols: list[object] = []
+    rows = _jsonl_rows(records, path, space, value_field, protocols)
+    dataset = group_rows(rows, space, str(path))
+    dataset.protocol = protocols[0] if protocols else None
     if images:
         attach_task_images(dataset, _task_specs(records, path))
     return dataset
+
+
+def read_meta_datasets(
+    paths: Sequence[Path | str], space: SearchSpace, *, images: bool = False
+) -> MetaDataset:
+    """Several meta-dataset files as one (their tasks in order), e.g. one build per source
+    dataset. As within a file, every row must share one training protocol, and a task lives in
+    one file: both are refused naming the files."""
+    parts = [read_meta_dataset(path, space, images=images) for path in paths]
+    first = parts[0]
+    names: dict[str, str] = {}
+    for part in parts:
+        if part.protocol != first.protocol:
+            raise ValueError(
+                f"{part.source}: its training protocol differs from {first.source}'s; one "
+                "meta-training uses labels of one protocol"
+            )
+        for task in part.tasks:
+            earlier = names.setdefault(task.name, part.source)
+            if earlier != part.source:
+                raise ValueError(
+                    f"task {task.name!r} is in {earlier} and in {part.source}: keep each task "
+                    "in one meta-dataset"
+                )
+    tasks = [task for part in parts for task in part.tasks]
+    source = " + ".join(part.source for part in parts)
+    return MetaDataset(first.space, tasks, source, first.protocol)
 
 
 def _jsonl_records(text: str, path: Path) -> Iterable[tuple[int, dict]]:
@@ -184,8 +220,13 @@ def attach_task_images(dataset: MetaDataset, specs: dict[str, tuple[int, object]
 
 
 def _jsonl_rows(
-    records: list[tuple[int, dict]], path: Path, space: SearchSpace, value_field: str
+    records: list[tuple[int, dict]],
+    path: Path,
+    space: SearchSpace,
+    value_field: str,
+    protocols: list[object],
 ) -> Iterable[tuple[str, str, str, object]]:
+    """The rows, checking that they share one training protocol (appended to ``protocols``)."""
     first_protocol: tuple[int, object] | None = None
     for number, record in records:
         _check_space(record.get("space"), space, path, number)
@@ -197,6 +238,7 @@ def _jsonl_rows(
         protocol = _training_protocol(record.get("protocol"))
         if first_protocol is None:
             first_protocol = (number, protocol)
+            protocols.append(protocol)
         elif protocol != first_protocol[1]:
             raise ValueError(_mixed_protocols(path, number, protocol, first_protocol))
         yield f"line {number}", record["task"], record["cell"], record[value_field]
