@@ -1,7 +1,8 @@
 """How the free baselines rank the protocol study's trained cells (issue "Image transfer on
 labels that mean something", part 5, baselines (b) and (c), an early look).
 
-Reads one journal of ``bench_protocol_scale.py`` (its 30 random NB201 cells, seed 0) and
+Reads the journals of one ``bench_protocol_scale.py`` scale (its 30 random NB201 cells, seed 0;
+several files where the scale ran in shards) and
 compares, by Spearman and Kendall over the cells, each free score with the cells' test accuracy
 at the given epochs: the parameter count (of the N=5 benchmark network; the order is the same at
 any N), synflow and NASWOT on random RGB images (the strategies' defaults), and NASWOT and
@@ -17,10 +18,10 @@ part 5 benchmark. Usage:
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
+from protocol_rows import read_rows  # beside this script
 
 from diffusionnag.metrics import rank_correlations
 from diffusionnag.nn.space_costs import arch_costs
@@ -28,11 +29,10 @@ from diffusionnag.search.strategies.zero_cost import NaswotOrder, SynflowOrder
 from diffusionnag.spaces import get_space
 
 
-def trained_cells(journal: Path, epochs: int) -> dict[str, float]:
+def trained_cells(journals: list[Path], epochs: int) -> dict[str, float]:
     """Cell string -> test accuracy of its seed-0 run at ``epochs``."""
     found = {}
-    for line in journal.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
+    for row in (row for journal in journals for row in read_rows(journal)):
         if row.get("seed") == 0 and row.get("epochs") == epochs and not row.get("failed"):
             found[row["cell"]] = float(row["test"])
     return found
@@ -42,7 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--journal", type=Path, required=True)
+    parser.add_argument("--journal", type=Path, nargs="+", required=True)
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--task", required=True, help="the journal's task, by name")
     parser.add_argument("--seed", type=int, default=0, help="proxy network and image order")
@@ -60,7 +60,8 @@ def main() -> None:
     }
     scores = {"parameter count": [float(arch_costs(arch)["params"]) for arch in cells]}
     scores |= {name: proxy.scores(cells) for name, proxy in proxies.items()}
-    print(f"{len(cells)} cells of {args.journal.name} at {args.epochs} epochs (test accuracy)\n")
+    names = ", ".join(journal.name for journal in args.journal)
+    print(f"{len(cells)} cells of {names} at {args.epochs} epochs (test accuracy)\n")
     print("| score | Spearman | Kendall |\n|---|---|---|")
     for name, values in scores.items():
         corr = rank_correlations(values, accuracy)
