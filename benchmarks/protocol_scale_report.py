@@ -54,11 +54,21 @@ def _pooled_seed_std(groups: list[np.ndarray]) -> tuple[float, int]:
     return float(math.sqrt(pooled)), dof
 
 
-def _seed0(rows: list[dict], epochs: int) -> dict[int, dict]:
+def _labels(rows: list[dict], epochs: int, seeds: int) -> dict[int, dict]:
+    """Per cell with runs of seeds ``0..seeds-1`` at ``epochs``: its label (mean valid and test
+    accuracy over them) and what the label cost (CPU seconds, summed)."""
+    runs: dict[int, dict[int, dict]] = {}
+    for r in rows:
+        if r["epochs"] == epochs and r["seed"] < seeds and not r["failed"]:
+            runs.setdefault(r["cell_index"], {})[r["seed"]] = r
     return {
-        r["cell_index"]: r
-        for r in rows
-        if r["seed"] == 0 and r["epochs"] == epochs and not r["failed"]
+        cell: {
+            "test": float(np.mean([r["test"] for r in by_seed.values()])),
+            "valid": float(np.mean([r["valid"] for r in by_seed.values()])),
+            "cpu": float(sum(_cpu(r) for r in by_seed.values())),
+        }
+        for cell, by_seed in runs.items()
+        if len(by_seed) == seeds
     }
 
 
@@ -77,13 +87,14 @@ def _rank_agreement(short: dict[int, dict], long: dict[int, dict]) -> dict:
 
 def summarise_setting(setting, rows: list[dict]) -> dict:
     """The numbers of one setting (see the module docstring)."""
-    epochs = setting.epochs
-    short, long = _seed0(rows, epochs), _seed0(rows, 2 * epochs)
+    epochs, seeds = setting.epochs, setting.label_seeds
+    short, long = _labels(rows, epochs, seeds), _labels(rows, 2 * epochs, seeds)
     test = np.array([r["test"] for r in short.values()])
     valid = np.array([r["valid"] for r in short.values()])
     test_groups = _seed_groups(rows, epochs, "test")
     noise_test, dof = _pooled_seed_std(test_groups)
     noise_valid, _ = _pooled_seed_std(_seed_groups(rows, epochs, "valid"))
+    noise_test, noise_valid = noise_test / math.sqrt(seeds), noise_valid / math.sqrt(seeds)
     iqr_test = _iqr(test) if len(test) >= 4 else math.nan
     summary = {
         "setting": setting.name,
@@ -99,8 +110,8 @@ def summarise_setting(setting, rows: list[dict]) -> dict:
         "seed_std_test_by_cell": [float(g.std(ddof=1)) for g in test_groups],
         "ratio_test": iqr_test / noise_test if noise_test > 0 else math.nan,
         "E_vs_2E": _rank_agreement(short, long),
-        "cpu_seconds_per_cell_E": _mean([_cpu(r) for r in short.values()]),
-        "cpu_seconds_per_cell_2E": _mean([_cpu(r) for r in long.values()]),
+        "cpu_seconds_per_cell_E": _mean([label["cpu"] for label in short.values()]),
+        "cpu_seconds_per_cell_2E": _mean([label["cpu"] for label in long.values()]),
         "train_cpu_seconds_per_epoch": _mean(
             [r["train_cpu_seconds"] / r["epochs"] for r in rows if not r["failed"]]
         ),
@@ -169,7 +180,9 @@ HEADER = """# Protocol scale: where do NB201 cells differ by more than seed nois
 
 Written by `benchmarks/bench_protocol_scale.py --report` from the journals beside it (one per
 setting; rows so far for a setting still running). Per setting: the same 30 random cells
-(seed-0 training) at E and at 2E epochs; the first three cells also with seeds 1-3 at E.
+(seed-0 training) at E and at 2E epochs; the first three cells also with seeds 1-3 at E. A
+setting ending in ``-mK`` labels a cell with the mean of seeds 0..K-1 (at E and at 2E), and its
+seed std is a run's pooled std over sqrt(K), the noise of such a mean.
 Accuracy is on the task's **test** split (Fashion-MNIST's test set, 200 per class); **valid**
 (200 per class drawn from Fashion-MNIST's training set, disjoint from the training images) is
 what a search would select on and is shown beside it. A setting qualifies when test IQR >= 3 x
@@ -215,7 +228,11 @@ def write_report(grid, results: Path) -> None:
     rows_by_setting = {s: rows for s in grid if (rows := _rows_of(s, results))}
     summaries = [summarise_setting(s, rows) for s, rows in rows_by_setting.items()]
     text = HEADER + TABLE_HEAD + "".join(_setting_line(s) + "\n" for s in summaries)
-    noise = [summarise_noise(s.name, rows, s.epochs) for s, rows in rows_by_setting.items()]
+    noise = [
+        summarise_noise(s.name, rows, s.epochs)
+        for s, rows in rows_by_setting.items()
+        if s.label_seeds == 1  # single runs: a -mK setting's rows are its base setting's
+    ]
     noise = [n for n in noise if n is not None]
     if noise:
         text += NOISE_HEADER + "\n".join(noise_lines(noise)) + "\n"
