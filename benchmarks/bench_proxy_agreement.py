@@ -34,7 +34,8 @@ median Spearman over the qualifying tasks is at least 0.8.
 Plan order: task by task, the final rows (noise cells first), then every proxy, so the first
 tasks finish early. Rows land in ``benchmarks/results/proxy-agreement/<task>.jsonl`` (flushed
 and fsynced); a rerun skips rows already there, and ``--shard K/M`` splits the plan over
-processes, each writing its own journal:
+processes, each writing its own journal; ``--tasks 1 3`` runs only those tasks (never two
+processes on one task's plan with different ``--tasks``/``--shard``):
 
     for k in 0 1; do OMP_NUM_THREADS=1 PYTHONPATH=src nohup nice -n 15 .venv/bin/python \\
         benchmarks/bench_proxy_agreement.py --shard $k/2 \\
@@ -169,10 +170,10 @@ def task_rows(task: TaskSpec) -> list[dict]:
     return rows
 
 
-def run_plan(shard: Shard) -> None:
+def run_plan(shard: Shard, tasks: list[int]) -> None:
     cells = random_cells(CELLS, CELL_DRAW_SEED)
     position = 0
-    for task in TASKS:
+    for task in (TASKS[i] for i in tasks):
         done = {(r["protocol"], r["cell_index"], r["seed"]) for r in task_rows(task)}
         path = shard.journal(RESULTS, task_stem(task))
         for run in planned_runs(task):
@@ -198,11 +199,19 @@ def main() -> None:
     parser.add_argument(
         "--shard", type=Shard.parse, default=Shard(), help="K/M: this process runs shard K of M"
     )
+    parser.add_argument(
+        "--tasks",
+        type=int,
+        nargs="+",
+        choices=range(len(TASKS)),
+        default=list(range(len(TASKS))),
+        help="indices of the tasks to run (default: all, in order); one process per task",
+    )
     args = parser.parse_args()
     if args.report:
         write_report({task.name: task_rows(task) for task in TASKS}, RESULTS, FINAL, PROXIES)
         return
-    run_plan(args.shard)
+    run_plan(args.shard, args.tasks)
 
 
 if __name__ == "__main__":
