@@ -171,12 +171,13 @@ class Run:
 
 def planned_runs(setting: Setting) -> list[Run]:
     """The noise cells with all their seeds first (seed noise is the least known number, and
-    a session that ends early still reports it), then the other cells at E (the spread),
-    then all cells at 2E (whether E was long enough)."""
+    a session that ends early still reports it), then the other cells at E (the spread; seed
+    by seed), then all cells at 2E (whether E was long enough; cell by cell, so that a partial
+    run has whole labels)."""
     seeds = range(setting.label_seeds)
     noise = [Run(i, s, setting.epochs) for i in range(NOISE_CELLS) for s in (0, *NOISE_SEEDS)]
     spread = [Run(i, s, setting.epochs) for s in seeds for i in range(NOISE_CELLS, RANDOM_CELLS)]
-    longer = [Run(i, s, 2 * setting.epochs) for s in seeds for i in range(RANDOM_CELLS)]
+    longer = [Run(i, s, 2 * setting.epochs) for i in range(RANDOM_CELLS) for s in seeds]
     return noise + spread + longer
 
 
