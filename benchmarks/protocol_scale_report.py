@@ -156,7 +156,10 @@ def _fmt(value: float, digits: int = 2) -> str:
 def _setting_line(s: dict) -> str:
     agreement = s["E_vs_2E"]
     low, high = s["test_range"] or (math.nan, math.nan)
-    by_cell = ", ".join(_fmt(v) for v in s["seed_std_test_by_cell"])
+    stds = s["seed_std_test_by_cell"]
+    by_cell = ", ".join(_fmt(v) for v in stds)
+    if len(stds) > 3:
+        by_cell = f"{len(stds)} cells, median {_fmt(float(np.median(stds)))}, max {_fmt(max(stds))}"
     return (
         f"| {s['setting']} | {s['cells_at_E']}/{s['cells_at_2E']} | {_fmt(s['test_iqr'])} "
         f"| {_fmt(low, 1)}-{_fmt(high, 1)} | {_fmt(s['valid_iqr'])} "
