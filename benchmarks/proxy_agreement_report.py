@@ -18,6 +18,8 @@ import numpy as np
 from scipy.stats import kendalltau, spearmanr
 
 from diffusionnag.io import atomic_write_json, atomic_write_text
+from diffusionnag.search.strategies.zero_cost import NaswotOrder, SynflowOrder
+from diffusionnag.spaces import get_space
 
 FINAL_SEEDS = (0, 1)
 RATIO_NEEDED = 3.0
@@ -32,6 +34,11 @@ def _seed0(rows: list[dict], protocol: str) -> dict[int, dict]:
         for r in rows
         if r["protocol"] == protocol and r["seed"] == 0 and not r["failed"]
     }
+
+
+def _cells(rows: list[dict], final: dict[int, dict]) -> dict[int, str]:
+    """The cell string of every labelled cell index."""
+    return {r["cell_index"]: r["cell"] for r in rows if r["cell_index"] in final}
 
 
 def _final_labels(rows: list[dict]) -> dict[int, dict]:
@@ -82,6 +89,26 @@ def _agreement(final: dict[int, dict], scores: dict[int, float]) -> dict:
     }
 
 
+def zero_cost_scores(task: str, cells: dict[int, str], cache: Path) -> dict[str, dict[int, float]]:
+    """NASWOT and synflow on the task's own images (seed 0) per cell index, cached in ``cache``
+    (a JSON file keyed by task, score and cell string): they take a few seconds a task."""
+    stored = json.loads(cache.read_text()) if cache.exists() else {}
+    space = get_space("nb201")
+    scores = {}
+    for name, order in (
+        ("NASWOT, task images", NaswotOrder),
+        ("synflow, task images", SynflowOrder),
+    ):
+        known = stored.setdefault(task, {}).setdefault(name, {})
+        missing = [cell for cell in cells.values() if cell not in known]
+        if missing:
+            values = order(space, 0, task=task).scores([space.from_string(c) for c in missing])
+            known.update(zip(missing, map(float, values), strict=True))
+        scores[name] = {index: known[cell] for index, cell in cells.items()}
+    atomic_write_json(cache, stored)
+    return scores
+
+
 def _cpu(rows: list[dict]) -> float:
     """Training plus the validation pass: what a proxy costs a search per cell."""
     return _mean([r["train_cpu_seconds"] + r["valid_eval_cpu_seconds"] for r in rows])
@@ -91,7 +118,7 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else math.nan
 
 
-def summarise_task(name: str, rows: list[dict], proxies) -> dict:
+def summarise_task(name: str, rows: list[dict], proxies, cache: Path) -> dict:
     final = _final_labels(rows)
     test = np.array([label["test"] for label in final.values()])
     run_noise, dof = _pooled_seed_std(rows)
@@ -109,6 +136,10 @@ def summarise_task(name: str, rows: list[dict], proxies) -> dict:
         "baselines": {
             "parameter count": _agreement(final, {i: r["params"] for i, r in final.items()}),
             "final protocol, valid": _agreement(final, {i: r["valid"] for i, r in final.items()}),
+            **{
+                score: _agreement(final, values)
+                for score, values in zero_cost_scores(name, _cells(rows, final), cache).items()
+            },
         },
         "proxies": {},
     }
@@ -190,7 +221,8 @@ def layout_check(rows: list[dict]) -> dict | None:
 
 
 def write_report(rows_by_task: dict[str, list[dict]], results: Path, final, proxies) -> None:
-    tasks = [summarise_task(n, rows, proxies) for n, rows in rows_by_task.items() if rows]
+    cache = results / "zero-cost.json"
+    tasks = [summarise_task(n, rows, proxies, cache) for n, rows in rows_by_task.items() if rows]
     lines = [
         HEADER,
         "| task | cells | test IQR | seed std (dof) | ratio | qualifies | final CPU s per cell |",
@@ -202,7 +234,7 @@ def write_report(rows_by_task: dict[str, list[dict]], results: Path, final, prox
             f"| {_fmt(t['seed_std'])} ({t['seed_std_dof']}) | {_fmt(t['ratio'], 1)} "
             f"| {'yes' if t['qualifies'] else 'no'} | {_fmt(t['final_cpu_seconds'], 0)} |"
         )
-    names = [p.name for p in proxies] + ["parameter count", "final protocol, valid"]
+    names = [p.name for p in proxies] + list(tasks[0]["baselines"]) if tasks else []
     table, medians = _proxy_lines(tasks, names)
     lines += ["", "Spearman with the final protocol's test accuracy (cells):", "", *table]
     lines += ["", _choice(medians, proxies)]
