@@ -236,9 +236,7 @@ def main() -> None:
     parser.add_argument("--pilot", action="store_true", help="time one epoch per scale, then run")
     parser.add_argument("--report", action="store_true", help="write summary.md/json and stop")
     parser.add_argument("--settings", nargs="*", help="setting names to run (default: GRID)")
-    parser.add_argument(
-        "--shard", type=Shard.parse, default=Shard(), help="K/M: this process runs shard K of M"
-    )
+    Shard.add_option(parser)
     args = parser.parse_args()
     if args.report:
         write_report(GRID, RESULTS)

@@ -197,9 +197,7 @@ def main() -> None:
     torch.set_num_threads(1)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--report", action="store_true", help="write summary.md/json and stop")
-    parser.add_argument(
-        "--shard", type=Shard.parse, default=Shard(), help="K/M: this process runs shard K of M"
-    )
+    Shard.add_option(parser)
     parser.add_argument(
         "--tasks",
         type=int,

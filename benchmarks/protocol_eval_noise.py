@@ -18,50 +18,37 @@ import math
 
 import numpy as np
 from protocol_rows import outcomes
+from protocol_stats import iqr, pooled_std
 
 FOLDS = 5
 FOLD_PER_CLASS = 200
 
 
-def _classes(row: dict) -> int:
-    return len(row["task"].split("/c")[1].split("/")[0].split("-"))
-
-
-def _folds(row: dict) -> list[np.ndarray]:
+def _folds(images: int, per_class: int) -> list[np.ndarray]:
     """Image indices of each fold: 200 per class, disjoint (the split is ordered by class)."""
-    per_class = row["eval_per_class"]
-    position = np.arange(per_class * _classes(row)) % per_class
+    position = np.arange(images) % per_class
     return [np.flatnonzero(position // FOLD_PER_CLASS == f) for f in range(FOLDS)]
-
-
-def _pooled_std(groups: list[np.ndarray]) -> float:
-    dof = sum(len(g) - 1 for g in groups)
-    return math.sqrt(sum(g.var(ddof=1) * (len(g) - 1) for g in groups) / dof) if dof else math.nan
-
-
-def _iqr(values: list[float]) -> float:
-    q1, q3 = np.percentile(values, [25, 75])
-    return float(q3 - q1)
 
 
 def summarise(name: str, rows: list[dict], epochs: int) -> dict | None:
     """The evaluation-noise numbers of one setting, ``None`` without per-image outcomes."""
     rows = [r for r in rows if r["epochs"] == epochs and not r["failed"] and "test_correct" in r]
+    decoded = [outcomes(row) for row in rows]
     by_cell: dict[int, list[np.ndarray]] = {}
-    for row in rows:
-        by_cell.setdefault(row["cell_index"], []).append(outcomes(row))
+    for row, correct in zip(rows, decoded, strict=True):
+        by_cell.setdefault(row["cell_index"], []).append(correct)
     noise = [np.stack(v) for v in by_cell.values() if len(v) >= 2]
     if not noise or len(rows) < 5:
         return None
     images = noise[0].shape[1]
-    folds = _folds(rows[0])
+    folds = _folds(images, rows[0]["eval_per_class"])
     disagreement = float(
         np.mean([(a != b).mean() for g in noise for a, b in itertools.combinations(g, 2)])
     )
-    seed0 = [outcomes(r) for r in rows if r["seed"] == 0]
-    fold_std = [_pooled_std([100 * g[:, f].mean(1) for g in noise]) for f in folds]
-    fold_iqr = [_iqr([100 * o[f].mean() for o in seed0]) for f in folds]
-    whole_std = _pooled_std([100 * g.mean(1) for g in noise])
+    seed0 = [correct for row, correct in zip(rows, decoded, strict=True) if row["seed"] == 0]
+    fold_std = [pooled_std([100 * g[:, f].mean(1) for g in noise])[0] for f in folds]
+    fold_iqr = [iqr([100 * o[f].mean() for o in seed0]) for f in folds]
+    whole_std = pooled_std([100 * g.mean(1) for g in noise])[0]
     finite = 100 * math.sqrt(disagreement / (2 * images))
     return {
         "setting": name,
@@ -75,7 +62,7 @@ def summarise(name: str, rows: list[dict], epochs: int) -> dict | None:
         "finite_set_std_whole": finite,
         "training_std_whole": math.sqrt(max(0.0, whole_std**2 - finite**2)),
         "iqr_fold": float(np.mean(fold_iqr)),
-        "iqr_whole": _iqr([100 * o.mean() for o in seed0]),
+        "iqr_whole": iqr([100 * o.mean() for o in seed0]),
     }
 
 

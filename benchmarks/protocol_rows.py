@@ -48,6 +48,13 @@ class Shard:
             raise argparse.ArgumentTypeError(f"--shard K/M needs 0 <= K < M, got {text!r}")
         return shard
 
+    @classmethod
+    def add_option(cls, parser: argparse.ArgumentParser) -> None:
+        """``--shard K/M`` (default: the one process, 0/1)."""
+        parser.add_argument(
+            "--shard", type=cls.parse, default=cls(), help="K/M: this process runs shard K of M"
+        )
+
     def journal(self, folder: Path, stem: str) -> Path:
         if self.count == 1:
             return folder / f"{stem}.jsonl"

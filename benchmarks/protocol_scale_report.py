@@ -16,7 +16,7 @@ import numpy as np
 from protocol_eval_noise import lines as noise_lines
 from protocol_eval_noise import summarise as summarise_noise
 from protocol_rows import plan_rows, read_rows
-from scipy.stats import kendalltau, spearmanr
+from protocol_stats import agreement, fmt, iqr, mean, pooled_std, seed_groups, seed_mean_labels
 
 from diffusionnag.io import atomic_write_json, atomic_write_text
 
@@ -30,72 +30,21 @@ def scale_rows(results: Path, scale: str) -> list[dict]:
     return plan_rows(results, scale, ("cell_index", "seed", "epochs"))
 
 
-def _iqr(values: np.ndarray) -> float:
-    q1, q3 = np.percentile(values, [25, 75])
-    return float(q3 - q1)
-
-
-def _seed_groups(rows: list[dict], epochs: int, split: str) -> list[np.ndarray]:
-    """Accuracies of each cell trained with two or more seeds at ``epochs``."""
-    by_cell: dict[int, list[float]] = {}
-    for row in rows:
-        if row["epochs"] == epochs and not row["failed"]:
-            by_cell.setdefault(row["cell_index"], []).append(row[split])
-    return [np.array(v) for v in by_cell.values() if len(v) >= 2]
-
-
-def _pooled_seed_std(groups: list[np.ndarray]) -> tuple[float, int]:
-    """Root of the within-cell variance pooled over ``groups``, and its degrees of freedom."""
-    if not groups:
-        return math.nan, 0
-    variances = [g.var(ddof=1) for g in groups]
-    dof = sum(len(g) - 1 for g in groups)
-    pooled = sum(v * (len(g) - 1) for v, g in zip(variances, groups, strict=True)) / dof
-    return float(math.sqrt(pooled)), dof
-
-
-def _labels(rows: list[dict], epochs: int, seeds: int) -> dict[int, dict]:
-    """Per cell with runs of seeds ``0..seeds-1`` at ``epochs``: its label (mean valid and test
-    accuracy over them) and what the label cost (CPU seconds, summed)."""
-    runs: dict[int, dict[int, dict]] = {}
-    for r in rows:
-        if r["epochs"] == epochs and r["seed"] < seeds and not r["failed"]:
-            runs.setdefault(r["cell_index"], {})[r["seed"]] = r
-    return {
-        cell: {
-            "test": float(np.mean([r["test"] for r in by_seed.values()])),
-            "valid": float(np.mean([r["valid"] for r in by_seed.values()])),
-            "cpu": float(sum(_cpu(r) for r in by_seed.values())),
-        }
-        for cell, by_seed in runs.items()
-        if len(by_seed) == seeds
-    }
-
-
-def _rank_agreement(short: dict[int, dict], long: dict[int, dict]) -> dict:
-    both = sorted(set(short) & set(long))
-    if len(both) < 5:
-        return {"pairs": len(both), "spearman": math.nan, "kendall": math.nan}
-    a = [short[i]["test"] for i in both]
-    b = [long[i]["test"] for i in both]
-    return {
-        "pairs": len(both),
-        "spearman": float(spearmanr(a, b).statistic),
-        "kendall": float(kendalltau(a, b).statistic),
-    }
-
-
 def summarise_setting(setting, rows: list[dict]) -> dict:
     """The numbers of one setting (see the module docstring)."""
-    epochs, seeds = setting.epochs, setting.label_seeds
-    short, long = _labels(rows, epochs, seeds), _labels(rows, 2 * epochs, seeds)
+    epochs, seeds = setting.epochs, range(setting.label_seeds)
+    at_e = [r for r in rows if r["epochs"] == epochs and not r["failed"]]
+    at_2e = [r for r in rows if r["epochs"] == 2 * epochs and not r["failed"]]
+    short, long = seed_mean_labels(at_e, seeds), seed_mean_labels(at_2e, seeds)
     test = np.array([r["test"] for r in short.values()])
     valid = np.array([r["valid"] for r in short.values()])
-    test_groups = _seed_groups(rows, epochs, "test")
-    noise_test, dof = _pooled_seed_std(test_groups)
-    noise_valid, _ = _pooled_seed_std(_seed_groups(rows, epochs, "valid"))
-    noise_test, noise_valid = noise_test / math.sqrt(seeds), noise_valid / math.sqrt(seeds)
-    iqr_test = _iqr(test) if len(test) >= 4 else math.nan
+    test_groups = seed_groups(at_e, "test")
+    run_noise_test, dof = pooled_std(test_groups)
+    run_noise_valid, _ = pooled_std(seed_groups(at_e, "valid"))
+    # a label averages len(seeds) runs
+    noise_test = run_noise_test / math.sqrt(len(seeds))
+    noise_valid = run_noise_valid / math.sqrt(len(seeds))
+    iqr_test = iqr(test)
     summary = {
         "setting": setting.name,
         "cells_at_E": len(short),
@@ -103,17 +52,17 @@ def summarise_setting(setting, rows: list[dict]) -> dict:
         "failed_rows": sum(bool(r["failed"]) for r in rows),
         "test_iqr": iqr_test,
         "test_range": [float(test.min()), float(test.max())] if len(test) else None,
-        "valid_iqr": _iqr(valid) if len(valid) >= 4 else math.nan,
+        "valid_iqr": iqr(valid),
         "seed_std_test": noise_test,
         "seed_std_valid": noise_valid,
         "seed_std_dof": dof,
         "seed_std_test_by_cell": [float(g.std(ddof=1)) for g in test_groups],
         "ratio_test": iqr_test / noise_test if noise_test > 0 else math.nan,
         "reliability": _reliability(test, noise_test),
-        "E_vs_2E": _rank_agreement(short, long),
-        "cpu_seconds_per_cell_E": _mean([label["cpu"] for label in short.values()]),
-        "cpu_seconds_per_cell_2E": _mean([label["cpu"] for label in long.values()]),
-        "train_cpu_seconds_per_epoch": _mean(
+        "E_vs_2E": agreement(_tests(short), _tests(long), min_pairs=5),
+        "cpu_seconds_per_cell_E": mean([label["cpu"] for label in short.values()]),
+        "cpu_seconds_per_cell_2E": mean([label["cpu"] for label in long.values()]),
+        "train_cpu_seconds_per_epoch": mean(
             [r["train_cpu_seconds"] / r["epochs"] for r in rows if not r["failed"]]
         ),
         "wall_seconds_total": float(sum(r["seconds"] for r in rows)),
@@ -131,12 +80,8 @@ def _reliability(labels: np.ndarray, noise: float) -> float:
     return 1.0 - noise**2 / float(labels.var(ddof=1))
 
 
-def _cpu(row: dict) -> float:
-    return row["train_cpu_seconds"] + row["eval_cpu_seconds"]
-
-
-def _mean(values: list[float]) -> float:
-    return float(np.mean(values)) if values else math.nan
+def _tests(labels: dict[int, dict]) -> dict[int, float]:
+    return {cell: label["test"] for cell, label in labels.items()}
 
 
 def _verdict(s: dict) -> str:
@@ -149,27 +94,23 @@ def _verdict(s: dict) -> str:
     return f"{spread}; {final}"
 
 
-def _fmt(value: float, digits: int = 2) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
-
-
 def _setting_line(s: dict) -> str:
-    agreement = s["E_vs_2E"]
+    e_vs_2e = s["E_vs_2E"]
     low, high = s["test_range"] or (math.nan, math.nan)
     stds = s["seed_std_test_by_cell"]
-    by_cell = ", ".join(_fmt(v) for v in stds)
+    by_cell = ", ".join(fmt(v) for v in stds)
     if len(stds) > 3:
-        by_cell = f"{len(stds)} cells, median {_fmt(float(np.median(stds)))}, max {_fmt(max(stds))}"
+        by_cell = f"{len(stds)} cells, median {fmt(float(np.median(stds)))}, max {fmt(max(stds))}"
     return (
-        f"| {s['setting']} | {s['cells_at_E']}/{s['cells_at_2E']} | {_fmt(s['test_iqr'])} "
-        f"| {_fmt(low, 1)}-{_fmt(high, 1)} | {_fmt(s['valid_iqr'])} "
-        f"| {_fmt(s['seed_std_test'])} ({s['seed_std_dof']} dof; by cell {by_cell}) "
-        f"| {_fmt(s['seed_std_valid'])} "
-        f"| {_fmt(s['ratio_test'], 1)} | {_fmt(s['reliability'])} "
-        f"| {_fmt(agreement['spearman'])} / "
-        f"{_fmt(agreement['kendall'])} ({agreement['pairs']}) "
-        f"| {_fmt(s['cpu_seconds_per_cell_E'], 0)} / {_fmt(s['cpu_seconds_per_cell_2E'], 0)} "
-        f"| {_fmt(s['train_cpu_seconds_per_epoch'], 1)} | {s['verdict']} |"
+        f"| {s['setting']} | {s['cells_at_E']}/{s['cells_at_2E']} | {fmt(s['test_iqr'])} "
+        f"| {fmt(low, 1)}-{fmt(high, 1)} | {fmt(s['valid_iqr'])} "
+        f"| {fmt(s['seed_std_test'])} ({s['seed_std_dof']} dof; by cell {by_cell}) "
+        f"| {fmt(s['seed_std_valid'])} "
+        f"| {fmt(s['ratio_test'], 1)} | {fmt(s['reliability'])} "
+        f"| {fmt(e_vs_2e['spearman'])} / "
+        f"{fmt(e_vs_2e['kendall'])} ({e_vs_2e['pairs']}) "
+        f"| {fmt(s['cpu_seconds_per_cell_E'], 0)} / {fmt(s['cpu_seconds_per_cell_2E'], 0)} "
+        f"| {fmt(s['train_cpu_seconds_per_epoch'], 1)} | {s['verdict']} |"
     )
 
 
@@ -184,9 +125,9 @@ def _pilot_lines(rows: list[dict]) -> list[str]:
     ]
     for name, group in by_setting.items():
         train = ", ".join(f"{r['train_cpu_seconds']:.1f}" for r in group)
-        evaluation = _mean([r["eval_cpu_seconds"] for r in group])
+        evaluation = mean([r["eval_cpu_seconds"] for r in group])
         wall = ", ".join(f"{r['seconds']:.0f}" for r in group)
-        lines.append(f"| {name} | {len(group)} | {train} | {_fmt(evaluation, 1)} | {wall} |")
+        lines.append(f"| {name} | {len(group)} | {train} | {fmt(evaluation, 1)} | {wall} |")
     return lines
 
 

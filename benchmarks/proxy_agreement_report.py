@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import kendalltau, spearmanr
+from protocol_stats import agreement, fmt, iqr, mean, pooled_std, seed_groups, seed_mean_labels
 
 from diffusionnag.io import atomic_write_json, atomic_write_text
 from diffusionnag.search.strategies.zero_cost import NaswotOrder, SynflowOrder
@@ -41,60 +41,12 @@ def _cells(rows: list[dict], final: dict[int, dict]) -> dict[int, str]:
     return {r["cell_index"]: r["cell"] for r in rows if r["cell_index"] in final}
 
 
-def _final_labels(rows: list[dict]) -> dict[int, dict]:
-    """Per cell with final runs of seeds 0 and 1: the mean of their test and valid accuracy,
-    the parameter count and the label's CPU seconds."""
-    runs: dict[int, dict[int, dict]] = {}
-    for r in rows:
-        if r["protocol"] == "final" and r["seed"] in FINAL_SEEDS and not r["failed"]:
-            runs.setdefault(r["cell_index"], {})[r["seed"]] = r
-    return {
-        cell: {
-            "test": float(np.mean([r["test"] for r in by_seed.values()])),
-            "valid": float(np.mean([r["valid"] for r in by_seed.values()])),
-            "params": by_seed[0]["params"],
-            "cpu": float(
-                sum(r["train_cpu_seconds"] + r["eval_cpu_seconds"] for r in by_seed.values())
-            ),
-        }
-        for cell, by_seed in runs.items()
-        if len(by_seed) == len(FINAL_SEEDS)
-    }
-
-
-def _pooled_seed_std(rows: list[dict]) -> tuple[float, int]:
-    """A run's seed std, pooled over every cell with two or more final runs (part 1's task:
-    its seeds 0-3 of three cells too)."""
-    by_cell: dict[int, list[float]] = {}
-    for r in rows:
-        if r["protocol"] == "final" and not r["failed"]:
-            by_cell.setdefault(r["cell_index"], []).append(r["test"])
-    groups = [np.array(v) for v in by_cell.values() if len(v) >= 2]
-    dof = sum(len(g) - 1 for g in groups)
-    if not dof:
-        return math.nan, 0
-    return math.sqrt(sum(g.var(ddof=1) * (len(g) - 1) for g in groups) / dof), dof
-
-
-def _agreement(final: dict[int, dict], scores: dict[int, float]) -> dict:
-    both = sorted(set(final) & set(scores))
-    if len(both) < MIN_PAIRS:
-        return {"pairs": len(both), "spearman": math.nan, "kendall": math.nan}
-    truth = [final[i]["test"] for i in both]
-    guess = [scores[i] for i in both]
-    return {
-        "pairs": len(both),
-        "spearman": float(spearmanr(guess, truth).statistic),
-        "kendall": float(kendalltau(guess, truth).statistic),
-    }
-
-
 def zero_cost_scores(task: str, cells: dict[int, str], cache: Path) -> dict[str, dict[int, float]]:
     """NASWOT and synflow on the task's own images (seed 0) per cell index, cached in ``cache``
     (a JSON file keyed by task, score and cell string): they take a few seconds a task."""
     stored = json.loads(cache.read_text()) if cache.exists() else {}
     space = get_space("nb201")
-    scores = {}
+    scores, computed = {}, False
     for name, order in (
         ("NASWOT, task images", NaswotOrder),
         ("synflow, task images", SynflowOrder),
@@ -104,40 +56,44 @@ def zero_cost_scores(task: str, cells: dict[int, str], cache: Path) -> dict[str,
         if missing:
             values = order(space, 0, task=task).scores([space.from_string(c) for c in missing])
             known.update(zip(missing, map(float, values), strict=True))
+            computed = True
         scores[name] = {index: known[cell] for index, cell in cells.items()}
-    atomic_write_json(cache, stored)
+    if computed:
+        atomic_write_json(cache, stored)
     return scores
 
 
 def _cpu(rows: list[dict]) -> float:
     """Training plus the validation pass: what a proxy costs a search per cell."""
-    return _mean([r["train_cpu_seconds"] + r["valid_eval_cpu_seconds"] for r in rows])
-
-
-def _mean(values: list[float]) -> float:
-    return float(np.mean(values)) if values else math.nan
+    return mean(r["train_cpu_seconds"] + r["valid_eval_cpu_seconds"] for r in rows)
 
 
 def summarise_task(name: str, rows: list[dict], proxies, cache: Path) -> dict:
-    final = _final_labels(rows)
-    test = np.array([label["test"] for label in final.values()])
-    run_noise, dof = _pooled_seed_std(rows)
+    final_runs = [r for r in rows if r["protocol"] == "final" and not r["failed"]]
+    final = seed_mean_labels(final_runs, FINAL_SEEDS)
+    truth = {i: label["test"] for i, label in final.items()}
+    # a run's seed std, pooled over every cell with two or more final runs (part 1's task: its
+    # seeds 0-3 of three cells too); a label averages two runs
+    run_noise, dof = pooled_std(seed_groups(final_runs, "test"))
     noise = run_noise / math.sqrt(len(FINAL_SEEDS))
-    q1, q3 = np.percentile(test, [25, 75]) if len(test) >= 4 else (math.nan, math.nan)
-    iqr = float(q3 - q1)
+    spread = iqr(truth.values())
+
+    def against_final(scores: dict[int, float]) -> dict[str, float]:
+        return agreement(scores, truth, MIN_PAIRS)
+
     summary = {
         "task": name,
         "final_cells": len(final),
-        "test_iqr": iqr,
+        "test_iqr": spread,
         "seed_std": noise,
         "seed_std_dof": dof,
-        "ratio": iqr / noise if noise > 0 else math.nan,
-        "final_cpu_seconds": _mean([label["cpu"] for label in final.values()]),
+        "ratio": spread / noise if noise > 0 else math.nan,
+        "final_cpu_seconds": mean(label["cpu"] for label in final.values()),
         "baselines": {
-            "parameter count": _agreement(final, {i: r["params"] for i, r in final.items()}),
-            "final protocol, valid": _agreement(final, {i: r["valid"] for i, r in final.items()}),
+            "parameter count": against_final({i: r["params"] for i, r in final.items()}),
+            "final protocol, valid": against_final({i: r["valid"] for i, r in final.items()}),
             **{
-                score: _agreement(final, values)
+                score: against_final(values)
                 for score, values in zero_cost_scores(name, _cells(rows, final), cache).items()
             },
         },
@@ -148,15 +104,11 @@ def summarise_task(name: str, rows: list[dict], proxies, cache: Path) -> dict:
         runs = _seed0(rows, proxy.name)
         scores = {i: r["valid"] for i, r in runs.items()}
         summary["proxies"][proxy.name] = {
-            **_agreement(final, scores),
+            **against_final(scores),
             "cells": len(runs),
             "cpu_seconds": _cpu(list(runs.values())),
         }
     return summary
-
-
-def _fmt(value: float, digits: int = 2) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
 def _proxy_lines(tasks: list[dict], names: list[str]) -> tuple[list[str], dict]:
@@ -176,9 +128,9 @@ def _proxy_lines(tasks: list[dict], names: list[str]) -> tuple[list[str], dict]:
         cpu = [t["proxies"][name]["cpu_seconds"] for t in tasks if name in t["proxies"]]
         cost = float(np.nanmean(cpu)) if cpu and not all(map(math.isnan, cpu)) else math.nan
         medians[name] = {"spearman": rho, "kendall": tau, "tasks": len(complete), "cpu": cost}
-        cells = " | ".join(f"{_fmt(a['spearman'])} ({a['pairs']})" for a in per_task)
+        cells = " | ".join(f"{fmt(a['spearman'])} ({a['pairs']})" for a in per_task)
         lines.append(
-            f"| {name} | {_fmt(cost, 0)} | {cells} | {_fmt(rho)} / {_fmt(tau)} "
+            f"| {name} | {fmt(cost, 0)} | {cells} | {fmt(rho)} / {fmt(tau)} "
             f"({len(complete)} tasks) |"
         )
     return lines, medians
@@ -230,9 +182,9 @@ def write_report(rows_by_task: dict[str, list[dict]], results: Path, final, prox
     ]
     for t in tasks:
         lines.append(
-            f"| {t['task']} | {t['final_cells']} | {_fmt(t['test_iqr'])} "
-            f"| {_fmt(t['seed_std'])} ({t['seed_std_dof']}) | {_fmt(t['ratio'], 1)} "
-            f"| {'yes' if t['qualifies'] else 'no'} | {_fmt(t['final_cpu_seconds'], 0)} |"
+            f"| {t['task']} | {t['final_cells']} | {fmt(t['test_iqr'])} "
+            f"| {fmt(t['seed_std'])} ({t['seed_std_dof']}) | {fmt(t['ratio'], 1)} "
+            f"| {'yes' if t['qualifies'] else 'no'} | {fmt(t['final_cpu_seconds'], 0)} |"
         )
     names = [p.name for p in proxies] + list(tasks[0]["baselines"]) if tasks else []
     table, medians = _proxy_lines(tasks, names)
@@ -243,9 +195,9 @@ def write_report(rows_by_task: dict[str, list[dict]], results: Path, final, prox
         lines += [
             "",
             f"Layout check on part 1's task ({layout['pairs']} cell-seed pairs): test accuracy "
-            f"moved by {_fmt(layout['mean_abs_change_of_layout'])} points on average from the "
+            f"moved by {fmt(layout['mean_abs_change_of_layout'])} points on average from the "
             f"default layout to channels-last, seed 0 to seed 1 by "
-            f"{_fmt(layout['mean_abs_change_of_seed'])} (default, channels-last: "
+            f"{fmt(layout['mean_abs_change_of_seed'])} (default, channels-last: "
             + ", ".join(f"{k} {a:.2f} / {b:.2f}" for k, (a, b) in layout["by_pair"].items())
             + ").",
         ]

@@ -63,8 +63,8 @@ class TrainConfig:
     convolution kernels' order of summation (results differ at float rounding, as between two
     machines); ``bf16`` runs convolutions and linear layers in bfloat16 under autocast, a
     different protocol whose agreement with float32 has to be measured. One NB201 step (N=1,
-    28 px, batch 64, one thread of an AMX-capable Xeon) took 185 ms, 131 ms channels-last and
-    86 ms with both (``benchmarks/profile_train_step.py --compare-formats``).
+    28 px, batch 64, one thread of an AMX-capable Xeon) took 193 ms, 137 ms channels-last and
+    85 ms with both (``benchmarks/profile_train_step.py --compare-formats``).
     """
 
     epochs: int = 5

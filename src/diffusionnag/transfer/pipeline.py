@@ -155,12 +155,13 @@ def run_transfer(job: TransferJob) -> TransferRun:
     transfer = prepared.strategy.result_sections().get("transfer", {})
     evaluator = prepared.target.evaluator
     out = Path(job.search.out)
+    chosen = _chosen_test(history, finals)
     plot = (
         plot_comparison(truths[0], outcomes, out)
         if truths
-        else plot_reference(_chosen_test(history, finals), out, _distribution(reference, evaluator))
+        else plot_reference(chosen, out, _distribution(reference, evaluator))
     )
-    placement = _place(_chosen_test(history, finals), reference)
+    placement = _place(chosen, reference)
     warnings = run_warnings(history, prepared.target)
     return TransferRun(
         history,
