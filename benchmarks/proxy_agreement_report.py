@@ -144,19 +144,16 @@ def _choice(medians: dict, proxies) -> str:
     return f"cheapest proxy with median Spearman >= 0.8: {best.name}"
 
 
-def layout_check(rows: list[dict]) -> dict | None:
-    """On part 1's task: the noise cells' test accuracy in the default layout (part 1's rows)
-    against channels-last, seed by seed, beside the seed-to-seed differences of each."""
+def numerics_check(rows: list[dict], protocol: str) -> dict | None:
+    """On part 1's task: the check cells' test accuracy under the final protocol in float32 and
+    the default layout (part 1's rows) against ``protocol`` (the same training in another layout
+    or precision), seed by seed, beside the seed-to-seed differences of each."""
     default = {(r["cell_index"], r["seed"]): r["test"] for r in rows if r["protocol"] == "final"}
-    check = {
-        (r["cell_index"], r["seed"]): r["test"]
-        for r in rows
-        if r["protocol"] == "final-channels-last"
-    }
+    check = {(r["cell_index"], r["seed"]): r["test"] for r in rows if r["protocol"] == protocol}
     pairs = sorted(set(default) & set(check))
     if not pairs:
         return None
-    by_layout = [abs(default[k] - check[k]) for k in pairs]
+    changes = [check[k] - default[k] for k in pairs]
     cells = sorted({cell for cell, _ in pairs})
     by_seed = [
         abs(runs[(cell, 0)] - runs[(cell, 1)])
@@ -165,14 +162,30 @@ def layout_check(rows: list[dict]) -> dict | None:
         if (cell, 0) in runs and (cell, 1) in runs
     ]
     return {
+        "protocol": protocol,
         "pairs": len(pairs),
-        "mean_abs_change_of_layout": float(np.mean(by_layout)),
+        "mean_abs_change": float(np.mean(np.abs(changes))),
+        "mean_change": float(np.mean(changes)),
         "mean_abs_change_of_seed": float(np.mean(by_seed)) if by_seed else math.nan,
         "by_pair": {f"cell {c} seed {s}": [default[c, s], check[c, s]] for c, s in pairs},
     }
 
 
-def write_report(rows_by_task: dict[str, list[dict]], results: Path, final, proxies) -> None:
+def _check_line(check: dict) -> str:
+    return (
+        f"{check['protocol']} against float32 in the default layout on part 1's task "
+        f"({check['pairs']} cell-seed pairs): test accuracy moved by "
+        f"{fmt(check['mean_abs_change'])} points on average ({fmt(check['mean_change'])} signed), "
+        f"seed 0 to seed 1 by {fmt(check['mean_abs_change_of_seed'])} (float32 default / "
+        + f"{check['protocol']}: "
+        + ", ".join(f"{k} {a:.2f} / {b:.2f}" for k, (a, b) in check["by_pair"].items())
+        + ")."
+    )
+
+
+def write_report(
+    rows_by_task: dict[str, list[dict]], results: Path, proxies, checks: list[str]
+) -> None:
     cache = results / "zero-cost.json"
     tasks = [summarise_task(n, rows, proxies, cache) for n, rows in rows_by_task.items() if rows]
     lines = [
@@ -190,21 +203,13 @@ def write_report(rows_by_task: dict[str, list[dict]], results: Path, final, prox
     table, medians = _proxy_lines(tasks, names)
     lines += ["", "Spearman with the final protocol's test accuracy (cells):", "", *table]
     lines += ["", _choice(medians, proxies)]
-    layout = layout_check(next(iter(rows_by_task.values()), []))
-    if layout is not None:
-        lines += [
-            "",
-            f"Layout check on part 1's task ({layout['pairs']} cell-seed pairs): test accuracy "
-            f"moved by {fmt(layout['mean_abs_change_of_layout'])} points on average from the "
-            f"default layout to channels-last, seed 0 to seed 1 by "
-            f"{fmt(layout['mean_abs_change_of_seed'])} (default, channels-last: "
-            + ", ".join(f"{k} {a:.2f} / {b:.2f}" for k, (a, b) in layout["by_pair"].items())
-            + ").",
-        ]
+    first = next(iter(rows_by_task.values()), [])
+    numerics = [c for c in (numerics_check(first, name) for name in checks) if c is not None]
+    lines += [line for check in numerics for line in ("", _check_line(check))]
     text = "\n".join(lines) + "\n"
     atomic_write_text(results / "summary.md", text)
     clean = json.loads(
-        json.dumps({"tasks": tasks, "medians": medians, "layout_check": layout}),
+        json.dumps({"tasks": tasks, "medians": medians, "numerics_checks": numerics}),
         parse_constant=lambda _: None,
     )
     atomic_write_json(results / "summary.json", clean)
