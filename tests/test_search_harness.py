@@ -92,7 +92,7 @@ def test_a_lost_benchmark_worker_is_one_error_line_that_says_resume() -> None:
     from concurrent.futures import Future
 
     from diffusionnag.execution import WorkerLost
-    from diffusionnag.harness.harness import RunSpec, _result_of
+    from diffusionnag.harness.runner import RunSpec, _result_of
 
     lost: Future = Future()
     lost.set_exception(WorkerLost("process 123 ended"))

@@ -1,6 +1,6 @@
 """What a benchmark run searches and how its cells are scored, for the table and for any target.
 
-The harness (``harness.py``) drives runs the same way whatever they search; it asks a
+The runner (``runner.py``) drives runs the same way whatever they search; it asks a
 :class:`RunSource` for a run's space, evaluator and early-stop value. :class:`TableRuns` is the
 NAS-Bench-201 table under the ``table`` or ``valid`` protocol (the table is pickled once into
 each worker). :class:`TargetRuns` builds any ``--benchmark KIND:ARGUMENT`` target through the

@@ -1,6 +1,6 @@
 """The benchmark harness on any registry target: ``diffusionnag benchmark --benchmark SPEC``.
 
-The same runs as on the table (``harness.py``: one journaled search per strategy and seed,
+The same runs as on the table (``runner.py``: one journaled search per strategy and seed,
 resumable, in parallel), but each run's space and evaluator come from
 :class:`~diffusionnag.harness.runs.TargetRuns`, which builds the target exactly as ``search``
 does. A target may restrict the space (``ofa:imagenet,max_flops=3e8``): every strategy then
@@ -24,7 +24,13 @@ from typing import Any
 
 from diffusionnag.device import single_thread
 from diffusionnag.evaluators.registry import BenchmarkSpec
-from diffusionnag.harness import harness
+from diffusionnag.harness.runner import (
+    RunSpec,
+    benchmark_settings,
+    collect_curves,
+    execute,
+    run_specs,
+)
 from diffusionnag.harness.runs import TargetRuns, folder_name
 from diffusionnag.harness.summary import strategy_rows, strategy_summary
 from diffusionnag.io import atomic_write_json, atomic_write_text
@@ -61,7 +67,7 @@ def run_target_benchmark(
     given = _check_references(names, references or {})
     with single_thread():  # every target is built here first: a wrong one fails before any run
         spaces = [source.space_of(name, seeds[0] if seeds else 0) for name in names]
-    settings = harness._settings(
+    settings = benchmark_settings(
         strategies, seeds, names, budget, "", workers, strategy_options, batch_size,
         space=spaces[0] if spaces else None,
     )  # fmt: skip
@@ -69,8 +75,8 @@ def run_target_benchmark(
     settings.update(space=space, ofa_dir=_text(ofa_dir), table=_text(table), references=given)
     settings.update(stop_at_optimum=False, protocol="target")
     out = Path(out_dir)
-    specs = harness._run_specs(settings, out, resume)
-    records = harness._execute(specs, workers, source, progress, executor, ray_address)
+    specs = run_specs(settings, out, resume)
+    records = execute(specs, workers, source, progress, executor, ray_address)
     summary = _summarise(settings, specs, records, source)
     _write_outputs(out, summary, specs, records)
     return summary
@@ -94,7 +100,7 @@ def _check_references(names: list[str], references: Mapping[str, float]) -> dict
 
 def _summarise(
     settings: dict[str, Any],
-    specs: list[harness.RunSpec],
+    specs: list[RunSpec],
     records: list[dict[str, Any]],
     source: TargetRuns,
 ) -> dict[str, Any]:
@@ -117,7 +123,7 @@ def _summarise(
             "strategies": {},
         }
         for name in settings["strategies"]:
-            curves, seconds = harness._collect(specs, records, benchmark, name)
+            curves, seconds = collect_curves(specs, records, benchmark, name)
             target = math.inf if reference["value"] is None else reference["value"]  # no value
             row = strategy_summary(curves, seconds, target, settings["budget"])
             row["evals_to"] = {REFERENCE: row["evals_to"].pop("optimum"), **row["evals_to"]}
@@ -169,7 +175,7 @@ def _shown(value: float | None) -> str:
 def _write_outputs(
     out: Path,
     summary: dict[str, Any],
-    specs: list[harness.RunSpec],
+    specs: list[RunSpec],
     records: list[dict[str, Any]],
 ) -> None:
     from diffusionnag.search.plots import plot_best_so_far  # matplotlib: only the parent needs it
@@ -179,8 +185,7 @@ def _write_outputs(
     seeds = len(summary["settings"]["seeds"])
     for benchmark, block in summary["benchmarks"].items():
         curves = {
-            name: harness._collect(specs, records, benchmark, name)[0]
-            for name in block["strategies"]
+            name: collect_curves(specs, records, benchmark, name)[0] for name in block["strategies"]
         }
         plot_best_so_far(
             curves,
