@@ -133,10 +133,10 @@ NUMERICS_CHECKS = ((FINAL_LAYOUT_CHECK, LAYOUT_CHECK_CELLS), (FINAL_BF16_CHECK, 
 PROXIES = (
     Protocol("s79", 79),  # 1 epoch of the 10-class task: a tenth of the final's steps
     Protocol("s158", 158),
-    Protocol("s316", 316),
-    Protocol("s790", 790, 10),  # the final's length in bfloat16
     Protocol("r16-s158", 158, resolution=16),
     Protocol("n100-s158", 158, per_class=100),
+    Protocol("s316", 316),
+    Protocol("s790", 790, 10),  # the final's length in bfloat16: last, the dearest
 )
 
 

@@ -44,18 +44,19 @@ def final_labels(rows: list[dict]) -> dict[str, float]:
 
 
 def choose(run: list[str], budget: int, scores: dict[str, float]) -> str | None:
-    """The best of the run's first ``budget`` cells by proxy score; ``None`` until each has one."""
-    keys = [_key(cell) for cell in run[:budget]]
-    if any(k not in scores for k in keys):
+    """The best of the run's first ``budget`` cells by proxy score (the first of equal scores,
+    as a search keeps it); ``None`` until each has a score."""
+    cells = run[:budget]
+    if any(_key(cell) not in scores for cell in cells):
         return None
-    return max(keys, key=lambda k: scores[k])  # the first of equal scores, as a search keeps it
+    return max(cells, key=lambda cell: scores[_key(cell)])
 
 
 def chosen_cells(runs: list[list[str]], rows: list[dict], proxy: str, budgets) -> list[str]:
-    """The cells (canonical strings) the runs choose at the budgets, as far as proxies exist."""
+    """The cells the runs choose at the budgets, as far as their proxy rows exist."""
     scores = proxy_scores(rows, proxy)
     found = {choose(run, budget, scores) for run in runs for budget in budgets}
-    return sorted(k for k in found if k is not None)
+    return sorted(cell for cell in found if cell is not None)
 
 
 def _outcomes(rows: list[dict], runs: Runs, proxy: str, reference: list[str], budgets) -> dict:
@@ -70,9 +71,9 @@ def _outcomes(rows: list[dict], runs: Runs, proxy: str, reference: list[str], bu
         for budget in budgets:
             for run in method_runs:
                 chosen = choose(run, budget, scores)
-                if chosen is None or chosen not in labels:
+                if chosen is None or _key(chosen) not in labels:
                     continue
-                label = labels[chosen]
+                label = labels[_key(chosen)]
                 place = Placement(int((tests < label).sum()), len(tests), float(tests.max()))
                 entry = (place.percentile, place.best - label)
                 out.setdefault(method, {}).setdefault(budget, []).append(entry)
