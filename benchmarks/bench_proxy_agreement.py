@@ -32,11 +32,13 @@ final protocol's test accuracies, beside the free baseline (parameter count), an
 CPU seconds per cell (training and its validation pass). The proxy chosen is the cheapest whose
 median Spearman over the qualifying tasks is at least 0.8.
 
-Plan order: task by task, the final rows (cell by cell, both seeds), then every proxy, so the
-first tasks finish early. Rows land in ``benchmarks/results/proxy-agreement/<task>.jsonl`` (flushed
-and fsynced); a rerun skips rows already there, and ``--shard K/M`` splits the plan over
-processes, each writing its own journal; ``--tasks 1 3`` runs only those tasks (never two
-processes on one task's plan with different ``--tasks``/``--shard``):
+Plan order: task by task, every proxy, then the final rows (cell by cell, both seeds), so the
+first tasks finish early; proxies come first because their rows stand whatever part 1 settles
+as final (its E vs 2E test is still running). Rows land in
+``benchmarks/results/proxy-agreement/<task>.jsonl`` (flushed and fsynced); a rerun skips rows
+already there, and ``--shard K/M`` splits the plan over processes, each writing its own
+journal; ``--tasks 1 3`` runs only those tasks (never two processes on one task's plan with
+different ``--tasks``/``--shard``):
 
     for k in 0 1; do OMP_NUM_THREADS=1 PYTHONPATH=src nohup nice -n 15 .venv/bin/python \\
         benchmarks/bench_proxy_agreement.py --shard $k/2 \\
@@ -156,7 +158,7 @@ def task_stem(task: TaskSpec) -> str:
 
 
 def planned_runs(task: TaskSpec) -> list[Run]:
-    """Final rows then proxies. Part 1's task takes its final rows from part 1's journals
+    """Proxies, then final rows. Part 1's task takes its final rows from part 1's journals
     (float32, default memory layout); there, its first cells are also trained channels-last and
     in bfloat16 (``NUMERICS_CHECKS``), to show whether either changes results more than a seed
     does."""
@@ -170,7 +172,8 @@ def planned_runs(task: TaskSpec) -> list[Run]:
             for s in FINAL_SEEDS
         ]
         return checks + proxies
-    return final + proxies
+    # proxies first: their rows stand whatever part 1 settles as final, the final rows do not
+    return proxies + final
 
 
 def task_rows(task: TaskSpec) -> list[dict]:
