@@ -50,6 +50,9 @@ order of the question they answer (CPU hours from the pilot):
 8. Setting 6 with a cell's label the mean of two training seeds (``-m2``; NAS-Bench-201's
    tables average three): the seed noise of a label falls by sqrt(2), and so does the noise
    that caps Spearman(E, 2E). It adds seed-1 runs of every cell at E and 2E to setting 6's.
+9. Setting 8 at E=20: its E rows are setting 8's 2E rows. At two seeds, E=10 ranked cells
+   unlike E=20 (slow learners, cells whose paths are mostly pooling, caught up), so E=20 is
+   the next candidate: its spread against its own seed noise, and whether E=40 ranks alike.
 
 The journal ``fashion-mnist-C16-N5-r28-n100.jsonl`` keeps the one E=10 row of the first
 grid, which started at N=5, 28 px, E=10 and was stopped after that row.
@@ -155,6 +158,7 @@ GRID = (
     Setting("fashion-mnist", 1, 28, 500, 10, eval_per_class=1000),
     Setting("fashion-mnist", 1, 16, 500, 10, eval_per_class=1000),
     Setting("fashion-mnist", 1, 28, 500, 10, eval_per_class=1000, label_seeds=2),
+    Setting("fashion-mnist", 1, 28, 500, 20, eval_per_class=1000, label_seeds=2),
 )
 
 

@@ -1,11 +1,12 @@
 """Summary of bench_proxy_agreement.py's journals: ``summary.md`` and ``summary.json``.
 
-Per task: whether it qualifies (the IQR of the 30 cells' final labels, each the mean test
-accuracy of seeds 0 and 1, against the labels' seed noise), and per proxy the Spearman and
-Kendall correlation of the proxy's validation accuracy with the final labels, beside parameter
-count (a free baseline) and the final protocol's own validation accuracy (what selecting on the
-final protocol's validation split reaches). Tasks and proxies still running are summarised from
-the rows so far; a correlation needs 10 cells.
+Per task: whether it qualifies (the IQR of the 30 cells' final labels, each one run's (seed 0)
+test accuracy, against a run's seed noise), and per proxy the Spearman and Kendall correlation
+of the proxy's validation accuracy with the final labels, beside parameter count, NASWOT and
+synflow (free baselines), the final protocol's own validation accuracy (what selecting on its
+validation split reaches) and the earlier 10-epoch protocol (mean of seeds 0 and 1) where its
+rows exist. Tasks and proxies still running are summarised from the rows so far; a correlation
+needs 10 cells.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from diffusionnag.io import atomic_write_json, atomic_write_text
 from diffusionnag.search.strategies.zero_cost import NaswotOrder, SynflowOrder
 from diffusionnag.spaces import get_space
 
-FINAL_SEEDS = (0, 1)
+LABEL_SEEDS = (0,)
+E10_SEEDS = (0, 1)
 RATIO_NEEDED = 3.0
 SPEARMAN_NEEDED = 0.8
 MIN_PAIRS = 10
@@ -68,15 +70,18 @@ def _cpu(rows: list[dict]) -> float:
     return mean(r["train_cpu_seconds"] + r["valid_eval_cpu_seconds"] for r in rows)
 
 
-def summarise_task(name: str, rows: list[dict], proxies, cache: Path) -> dict:
-    final_runs = [r for r in rows if r["protocol"] == "final" and not r["failed"]]
-    final = seed_mean_labels(final_runs, FINAL_SEEDS)
+def summarise_task(
+    name: str, rows: list[dict], proxies, cache: Path, final_name: str, e10_name: str
+) -> dict:
+    final_runs = [r for r in rows if r["protocol"] == final_name and not r["failed"]]
+    final = seed_mean_labels(final_runs, LABEL_SEEDS)
     truth = {i: label["test"] for i, label in final.items()}
-    # a run's seed std, pooled over every cell with two or more final runs (part 1's task: its
-    # seeds 0-3 of three cells too); a label averages two runs
+    # a run's seed std, pooled over every cell with two or more final runs; a label is one run
     run_noise, dof = pooled_std(seed_groups(final_runs, "test"))
-    noise = run_noise / math.sqrt(len(FINAL_SEEDS))
+    noise = run_noise / math.sqrt(len(LABEL_SEEDS))
     spread = iqr(truth.values())
+    e10_runs = [r for r in rows if r["protocol"] == e10_name and not r["failed"]]
+    e10 = {i: label["test"] for i, label in seed_mean_labels(e10_runs, E10_SEEDS).items()}
 
     def against_final(scores: dict[int, float]) -> dict[str, float]:
         return agreement(scores, truth, MIN_PAIRS)
@@ -92,6 +97,7 @@ def summarise_task(name: str, rows: list[dict], proxies, cache: Path) -> dict:
         "baselines": {
             "parameter count": against_final({i: r["params"] for i, r in final.items()}),
             "final protocol, valid": against_final({i: r["valid"] for i, r in final.items()}),
+            "10 epochs, 2 seeds, test": against_final(e10),
             **{
                 score: against_final(values)
                 for score, values in zero_cost_scores(name, _cells(rows, final), cache).items()
@@ -144,11 +150,11 @@ def _choice(medians: dict, proxies) -> str:
     return f"cheapest proxy with median Spearman >= 0.8: {best.name}"
 
 
-def numerics_check(rows: list[dict], protocol: str) -> dict | None:
-    """On part 1's task: the check cells' test accuracy under the final protocol in float32 and
-    the default layout (part 1's rows) against ``protocol`` (the same training in another layout
-    or precision), seed by seed, beside the seed-to-seed differences of each."""
-    default = {(r["cell_index"], r["seed"]): r["test"] for r in rows if r["protocol"] == "final"}
+def numerics_check(rows: list[dict], reference: str, protocol: str) -> dict | None:
+    """On part 1's task: the check cells' test accuracy under ``reference`` (float32, the default
+    layout: part 1's rows) against ``protocol`` (the same training in another layout or
+    precision), seed by seed, beside the seed-to-seed differences of each."""
+    default = {(r["cell_index"], r["seed"]): r["test"] for r in rows if r["protocol"] == reference}
     check = {(r["cell_index"], r["seed"]): r["test"] for r in rows if r["protocol"] == protocol}
     pairs = sorted(set(default) & set(check))
     if not pairs:
@@ -173,7 +179,7 @@ def numerics_check(rows: list[dict], protocol: str) -> dict | None:
 
 def _check_line(check: dict) -> str:
     return (
-        f"{check['protocol']} against float32 in the default layout on part 1's task "
+        f"{check['protocol']} against float32 in the default layout at 10 epochs on part 1's task "
         f"({check['pairs']} cell-seed pairs): test accuracy moved by "
         f"{fmt(check['mean_abs_change'])} points on average ({fmt(check['mean_change'])} signed), "
         f"seed 0 to seed 1 by {fmt(check['mean_abs_change_of_seed'])} (float32 default / "
@@ -184,10 +190,19 @@ def _check_line(check: dict) -> str:
 
 
 def write_report(
-    rows_by_task: dict[str, list[dict]], results: Path, proxies, checks: list[str]
+    rows_by_task: dict[str, list[dict]],
+    results: Path,
+    proxies,
+    final_name: str,
+    e10_name: str,
+    checks: list[str],
 ) -> None:
     cache = results / "zero-cost.json"
-    tasks = [summarise_task(n, rows, proxies, cache) for n, rows in rows_by_task.items() if rows]
+    tasks = [
+        summarise_task(n, rows, proxies, cache, final_name, e10_name)
+        for n, rows in rows_by_task.items()
+        if rows
+    ]
     lines = [
         HEADER,
         "| task | cells | test IQR | seed std (dof) | ratio | qualifies | final CPU s per cell |",
@@ -204,7 +219,8 @@ def write_report(
     lines += ["", "Spearman with the final protocol's test accuracy (cells):", "", *table]
     lines += ["", _choice(medians, proxies)]
     first = next(iter(rows_by_task.values()), [])
-    numerics = [c for c in (numerics_check(first, name) for name in checks) if c is not None]
+    numerics = [numerics_check(first, e10_name, name) for name in checks]
+    numerics = [check for check in numerics if check is not None]
     lines += [line for check in numerics for line in ("", _check_line(check))]
     text = "\n".join(lines) + "\n"
     atomic_write_text(results / "summary.md", text)
@@ -219,9 +235,8 @@ def write_report(
 HEADER = """# Proxy agreement: short protocols against the final one
 
 Written by `benchmarks/bench_proxy_agreement.py --report` from the journals beside it (rows so
-far where a task is still running). Final protocol: NB201 C=16, N=1, 10 epochs and at least
-790 SGD steps, mean test accuracy of seeds 0 and 1 on 1,000 images per class; proxies: seed
-0, validation accuracy on 200 images per class, cost = training plus that validation pass (CPU
-seconds of one thread). A task qualifies when its 30 labels' IQR is >= 3 x their seed noise
-(a run's pooled std / sqrt 2).
+far where a task is still running). Final protocol: NB201 C=16, N=1, 20 epochs and at least
+1,580 SGD steps, one run's (seed 0) test accuracy on 1,000 images per class; proxies: seed 0,
+validation accuracy on 200 images per class, cost = training plus that validation pass (CPU
+seconds of one thread). A task qualifies when its 30 labels' IQR is >= 3 x a run's seed noise.
 """

@@ -1,6 +1,6 @@
 """Summary of bench_transfer_final.py's rows: ``summary.md`` and ``summary.json``.
 
-A cell's label is its final-protocol test accuracy, the mean of seeds 0 and 1. A run at budget
+A cell's label is its final-protocol test accuracy (seed 0, as part 2 defines it). A run at budget
 k keeps, of its first k cells, the best by proxy validation accuracy (seed 0); the report places
 that cell's label among the reference's 50 labels (percentile: the share of them it beats) and
 gives its regret (the reference's best label minus its own), median and quartiles over targets
@@ -22,7 +22,6 @@ from diffusionnag.transfer.reference import Placement
 SPACE = get_space("nb201")
 METHODS = ("conditioned", "unconditioned", "old", "params", "naswot", "synflow", "random")
 FREE = ("params", "naswot", "synflow")
-FINAL_SEEDS = (0, 1)
 Runs = dict[str, list[list[str]]]
 
 
@@ -34,13 +33,13 @@ def proxy_scores(rows: list[dict], proxy: str) -> dict[str, float]:
     return {_key(r["cell"]): r["valid"] for r in rows if r["protocol"] == proxy and r["seed"] == 0}
 
 
-def final_labels(rows: list[dict]) -> dict[str, float]:
-    """Canonical key -> mean test accuracy of the final protocol's seeds 0 and 1."""
+def final_labels(rows: list[dict], final: str, seeds: tuple[int, ...]) -> dict[str, float]:
+    """Canonical key -> mean test accuracy of the ``final`` protocol's runs of ``seeds``."""
     runs: dict[str, dict[int, float]] = {}
     for row in rows:
-        if row["protocol"] == "final" and row["seed"] in FINAL_SEEDS:
+        if row["protocol"] == final and row["seed"] in seeds:
             runs.setdefault(_key(row["cell"]), {})[row["seed"]] = row["test"]
-    return {k: float(np.mean(list(v.values()))) for k, v in runs.items() if len(v) == 2}
+    return {k: float(np.mean(list(v.values()))) for k, v in runs.items() if len(v) == len(seeds)}
 
 
 def choose(run: list[str], budget: int, scores: dict[str, float]) -> str | None:
@@ -59,10 +58,16 @@ def chosen_cells(runs: list[list[str]], rows: list[dict], proxy: str, budgets) -
     return sorted(cell for cell in found if cell is not None)
 
 
-def _outcomes(rows: list[dict], runs: Runs, proxy: str, reference: list[str], budgets) -> dict:
+Final = tuple[str, tuple[int, ...]]
+"""The final protocol's name and the seeds a label averages."""
+
+
+def _outcomes(
+    rows: list[dict], runs: Runs, final: Final, proxy: str, reference: list[str], budgets
+) -> dict:
     """Per method and budget: (percentile, regret) of every run whose chosen cell has a label;
     empty until every reference cell has its label."""
-    labels, scores = final_labels(rows), proxy_scores(rows, proxy)
+    labels, scores = final_labels(rows, *final), proxy_scores(rows, proxy)
     if any(_key(cell) not in labels for cell in reference):
         return {}
     tests = np.asarray([labels[_key(cell)] for cell in reference])
@@ -141,12 +146,13 @@ def write_report(
     targets: dict[str, tuple[list[dict], Runs]],
     fresh: set[str],
     results: Path,
+    final: Final,
     proxy: str,
     reference: list[str],
     budgets,
 ) -> None:
     per_target = {
-        name: _outcomes(rows, runs, proxy, reference, budgets)
+        name: _outcomes(rows, runs, final, proxy, reference, budgets)
         for name, (rows, runs) in targets.items()
     }
     ready = [name for name, outcome in per_target.items() if outcome]
@@ -169,6 +175,6 @@ HEADER = """# Transfer under the final protocol, held-out targets
 
 Written by `benchmarks/bench_transfer_final.py --stage report --proxy {proxy}`. Budget k: a run
 trains its first k cells with the proxy ({proxy}, seed 0), keeps the best by proxy validation
-accuracy, and is scored by that cell's final label (mean test accuracy of seeds 0 and 1, whole
-test split) against the reference's random cells. Targets with a complete reference:
+accuracy, and is scored by that cell's final label (test accuracy, whole test split) against
+the reference's random cells. Targets with a complete reference:
 {ready} of {total}."""
