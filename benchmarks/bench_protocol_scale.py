@@ -52,7 +52,8 @@ order of the question they answer (CPU hours from the pilot):
    that caps Spearman(E, 2E). It adds seed-1 runs of every cell at E and 2E to setting 6's.
 9. Setting 8 at E=20: its E rows are setting 8's 2E rows. At two seeds, E=10 ranked cells
    unlike E=20 (slow learners, cells whose paths are mostly pooling, caught up), so E=20 is
-   the next candidate: its spread against its own seed noise, and whether E=40 ranks alike.
+   the next candidate: its spread against its own seed noise, and whether E=40 ranks alike
+   (60 rows at E=40, about 10 CPU hours in float32).
 
 The journal ``fashion-mnist-C16-N5-r28-n100.jsonl`` keeps the one E=10 row of the first
 grid, which started at N=5, 28 px, E=10 and was stopped after that row.
@@ -179,8 +180,15 @@ def planned_runs(setting: Setting) -> list[Run]:
     by seed), then all cells at 2E (whether E was long enough; cell by cell, so that a partial
     run has whole labels)."""
     seeds = range(setting.label_seeds)
-    noise = [Run(i, s, setting.epochs) for i in range(NOISE_CELLS) for s in (0, *NOISE_SEEDS)]
-    spread = [Run(i, s, setting.epochs) for s in seeds for i in range(NOISE_CELLS, RANDOM_CELLS)]
+    # with two or more seeds a label, every cell's seeds give the noise: no extra seeds
+    extra = NOISE_SEEDS if setting.label_seeds == 1 else ()
+    noise = [Run(i, s, setting.epochs) for i in range(NOISE_CELLS) for s in (0, *extra)]
+    spread = [
+        Run(i, s, setting.epochs)
+        for s in seeds
+        for i in range(RANDOM_CELLS)
+        if Run(i, s, setting.epochs) not in noise
+    ]
     longer = [Run(i, s, 2 * setting.epochs) for i in range(RANDOM_CELLS) for s in seeds]
     return noise + spread + longer
 
