@@ -3,7 +3,7 @@
 # labels that mean something", part 3), and the meta-predictors meta-trained on it.
 #
 # Protocol: the proxy part 2 picks (PROXY_STEPS SGD steps of 64 images, at least one epoch,
-# bfloat16 and channels-last, NB201 C=16 N=1; label: validation accuracy on 200 images per
+# bfloat16 and channels-last, NB201 C=16 N=1; label: validation accuracy on 1,000 images per
 # class, 35 for digits, whose classes hold no more). Tasks: Fashion-MNIST at 28 px, 3 to 10
 # classes of 200 to 500 training images, one family each of none, invert, blur and noise
 # (rotate is left out: part 5 holds out its targets); digits at 8 px as a second file.
@@ -21,7 +21,7 @@ proxy=(--epochs 1 --steps "$PROXY_STEPS" --cells-per-stage 1 --channels-last --b
 resume() { [[ -s "$1" ]] && echo --resume || true; }
 
 $BIN meta-dataset build --source fashion-mnist --tasks 110 --cells-per-task 8 --shared-cells 4 \
-    --resolutions 28 --classes 3 10 --per-class 200 500 --eval-per-class 200 \
+    --resolutions 28 --classes 3 10 --per-class 200 500 --eval-per-class 1000 \
     --transforms none invert blur noise --seed 1 "${proxy[@]}" --no-progress \
     --out "$OUT/fmnist.jsonl" $(resume "$OUT/fmnist.jsonl")
 $BIN meta-dataset build --source digits --tasks 20 --cells-per-task 8 --shared-cells 4 \
