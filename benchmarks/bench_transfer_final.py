@@ -39,6 +39,7 @@ target, never two on one target, so that each journal has one writer):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 
@@ -46,14 +47,16 @@ import numpy as np
 import torch
 from bench_proxy_agreement import CELLS as PART2_CELLS  # beside this file
 from bench_proxy_agreement import FINAL, FINAL_SEEDS, PROXIES, TASKS, Protocol, task_rows, task_stem
+from bench_transfer_images import proposals_of
 from protocol_rows import append_row, plan_rows, random_cells, train_cell
-from transfer_final_report import METHODS, chosen_cells, write_report
+from transfer_final_report import METHODS, cell_key, chosen_cells, write_report
 
+from diffusionnag.diffusion.model import ScoreModel
 from diffusionnag.evaluators.tasks import TaskSampler, TaskSpec, task_images
 from diffusionnag.io import atomic_write_json
+from diffusionnag.predictors.meta import TrainedMetaPredictor
 from diffusionnag.pretrained import default_score_model
 from diffusionnag.search.base import SearchStrategy
-from diffusionnag.search.history import History, Trial
 from diffusionnag.search.strategies.zero_cost import NaswotOrder, ParameterOrder, SynflowOrder
 from diffusionnag.spaces import get_space
 from diffusionnag.transfer.defaults import ASSETS
@@ -120,12 +123,9 @@ def _train(task: TaskSpec, protocol: Protocol, cell: str, seed: int) -> None:
 
 def run_missing(task: TaskSpec, runs: list[tuple[Protocol, str, int]]) -> None:
     """Train the runs (protocol, cell, seed) no journal holds yet (one cell of each class)."""
-    done = {
-        (r["protocol"], SPACE.canonical_key(SPACE.from_string(r["cell"])), r["seed"])
-        for r in target_rows(task)
-    }
+    done = {(r["protocol"], cell_key(r["cell"]), r["seed"]) for r in target_rows(task)}
     for protocol, cell, seed in runs:
-        key = (protocol.name, SPACE.canonical_key(SPACE.from_string(cell)), seed)
+        key = (protocol.name, cell_key(cell), seed)
         if key not in done:
             done.add(key)
             _train(task, protocol, cell, seed)
@@ -144,13 +144,15 @@ def stage_references(args: argparse.Namespace) -> None:
         run_missing(task, [(FINAL, c, s) for c in mine for s in FINAL_SEEDS])
 
 
-def _ranked(strategy: SearchStrategy, count: int) -> list[str]:
-    """The first ``count`` cells a strategy proposes (none of these reads the values)."""
-    history = History(SPACE)
-    for index in range(count):
-        (arch,) = strategy.ask(history, 1)
-        history.append(Trial(index, arch, 0.0))
-    return [SPACE.to_string(trial.arch) for trial in history]
+@functools.cache
+def _meta_predictor(folder: Path) -> TrainedMetaPredictor:
+    """Loaded once a process: every target and seed reads the same folder."""
+    return load_meta_predictor(folder, "cpu")
+
+
+@functools.cache
+def _score_model() -> ScoreModel:
+    return default_score_model("nb201")
 
 
 def _strategy(args: argparse.Namespace, method: str, task: TaskSpec, seed: int) -> SearchStrategy:
@@ -164,10 +166,10 @@ def _strategy(args: argparse.Namespace, method: str, task: TaskSpec, seed: int) 
         "unconditioned": args.unconditioned,
         "old": OLD_META_PREDICTOR,
     }[method]
-    predictor = load_meta_predictor(folder, "cpu")
+    predictor = _meta_predictor(folder)
     images = "images" in predictor.network.task_encoder.needs
     strategy = TransferStrategy(SPACE, seed, candidates=args.candidates)
-    strategy.use(predictor, default_score_model("nb201"), task_images(task) if images else None)
+    strategy.use(predictor, _score_model(), task_images(task) if images else None)
     return strategy
 
 
@@ -190,7 +192,7 @@ def stage_proposals(args: argparse.Namespace) -> None:
                 key = f"{task.name}|{seed}"
                 if key not in done:
                     strategy = _strategy(args, method, task, seed)
-                    done[key] = _ranked(strategy, max(BUDGETS))
+                    done[key] = proposals_of(strategy, max(BUDGETS))
                     atomic_write_json(proposals_path(method), done)
                     print(f"{method} {key}: {done[key][0]} ...", flush=True)
 
@@ -205,10 +207,10 @@ def proposed_runs(task: TaskSpec, number: int) -> dict[str, list[list[str]]]:
             for seed in RUN_SEEDS
         ]
     }
-    for method in METHODS:
-        done = read_proposals(method) if method != "random" else {}
+    for method in (m for m in METHODS if m != "random"):
+        done = read_proposals(method)
         found = [done.get(f"{task.name}|{seed}") for seed in RUN_SEEDS]
-        if method != "random" and all(found):
+        if all(found):
             runs[method] = found
     return runs
 

@@ -51,6 +51,7 @@ from diffusionnag.evaluators.tasks import TaskSampler, TaskSpec, task_images
 from diffusionnag.evaluators.training import TrainConfig
 from diffusionnag.io import atomic_write_json
 from diffusionnag.pretrained import default_score_model
+from diffusionnag.search.base import SearchStrategy
 from diffusionnag.search.history import History, Trial
 from diffusionnag.spaces import get_space
 from diffusionnag.transfer.builder import BuildConfig, RowJob, build_meta_dataset, train_rows
@@ -100,7 +101,7 @@ def stage_references(args: argparse.Namespace) -> None:
         print(f"{task}: {summary.rows} reference cells ({summary.written} trained now)")
 
 
-def proposals_of(strategy: TransferStrategy, budget: int) -> list[str]:
+def proposals_of(strategy: SearchStrategy, budget: int) -> list[str]:
     """The cells a run proposes, in order (the ranking ignores the values: module docstring)."""
     history = History(SPACE)
     for index in range(budget):

@@ -25,12 +25,14 @@ FREE = ("params", "naswot", "synflow")
 Runs = dict[str, list[list[str]]]
 
 
-def _key(cell: str) -> str:
+def cell_key(cell: str) -> str:
+    """One key for the cells that compute the same function."""
     return SPACE.canonical_key(SPACE.from_string(cell))
 
 
 def proxy_scores(rows: list[dict], proxy: str) -> dict[str, float]:
-    return {_key(r["cell"]): r["valid"] for r in rows if r["protocol"] == proxy and r["seed"] == 0}
+    seed0 = (r for r in rows if r["protocol"] == proxy and r["seed"] == 0)
+    return {cell_key(r["cell"]): r["valid"] for r in seed0}
 
 
 def final_labels(rows: list[dict], final: str, seeds: tuple[int, ...]) -> dict[str, float]:
@@ -38,7 +40,7 @@ def final_labels(rows: list[dict], final: str, seeds: tuple[int, ...]) -> dict[s
     runs: dict[str, dict[int, float]] = {}
     for row in rows:
         if row["protocol"] == final and row["seed"] in seeds:
-            runs.setdefault(_key(row["cell"]), {})[row["seed"]] = row["test"]
+            runs.setdefault(cell_key(row["cell"]), {})[row["seed"]] = row["test"]
     return {k: float(np.mean(list(v.values()))) for k, v in runs.items() if len(v) == len(seeds)}
 
 
@@ -46,9 +48,9 @@ def choose(run: list[str], budget: int, scores: dict[str, float]) -> str | None:
     """The best of the run's first ``budget`` cells by proxy score (the first of equal scores,
     as a search keeps it); ``None`` until each has a score."""
     cells = run[:budget]
-    if any(_key(cell) not in scores for cell in cells):
+    if any(cell_key(cell) not in scores for cell in cells):
         return None
-    return max(cells, key=lambda cell: scores[_key(cell)])
+    return max(cells, key=lambda cell: scores[cell_key(cell)])
 
 
 def chosen_cells(runs: list[list[str]], rows: list[dict], proxy: str, budgets) -> list[str]:
@@ -68,17 +70,17 @@ def _outcomes(
     """Per method and budget: (percentile, regret) of every run whose chosen cell has a label;
     empty until every reference cell has its label."""
     labels, scores = final_labels(rows, *final), proxy_scores(rows, proxy)
-    if any(_key(cell) not in labels for cell in reference):
+    if any(cell_key(cell) not in labels for cell in reference):
         return {}
-    tests = np.asarray([labels[_key(cell)] for cell in reference])
+    tests = np.asarray([labels[cell_key(cell)] for cell in reference])
     out: dict[str, dict[int, list[tuple[float, float]]]] = {}
     for method, method_runs in runs.items():
         for budget in budgets:
             for run in method_runs:
                 chosen = choose(run, budget, scores)
-                if chosen is None or _key(chosen) not in labels:
+                if chosen is None or cell_key(chosen) not in labels:
                     continue
-                label = labels[_key(chosen)]
+                label = labels[cell_key(chosen)]
                 place = Placement(int((tests < label).sum()), len(tests), float(tests.max()))
                 entry = (place.percentile, place.best - label)
                 out.setdefault(method, {}).setdefault(budget, []).append(entry)
