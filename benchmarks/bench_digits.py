@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from diffusionnag.evaluators.datasets import load_digits
-from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator
+from diffusionnag.evaluators.train_config import TrainConfig
+from diffusionnag.evaluators.training import TrainingEvaluator
 from diffusionnag.search.job import SearchJob, run_job
 from diffusionnag.spaces import Arch
 

@@ -21,7 +21,8 @@ import numpy as np
 from PIL import Image
 
 from diffusionnag.evaluators.datasets import load_dataset
-from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator
+from diffusionnag.evaluators.train_config import TrainConfig
+from diffusionnag.evaluators.training import TrainingEvaluator
 from diffusionnag.spaces.nb201 import NB201Space
 
 

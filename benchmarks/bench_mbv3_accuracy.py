@@ -29,7 +29,8 @@ import torch
 
 from diffusionnag.diffusion.model import load_score_model
 from diffusionnag.evaluators.datasets import load_digits
-from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator
+from diffusionnag.evaluators.train_config import TrainConfig
+from diffusionnag.evaluators.training import TrainingEvaluator
 from diffusionnag.generate import SamplerConfig, generate
 from diffusionnag.guidance import Budget, Objective, combined_log_prob, guided, sigma_scaled
 from diffusionnag.metrics import rank_correlations

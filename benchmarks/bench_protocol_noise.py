@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from diffusionnag.evaluators.tasks import TaskSpec, load_task
-from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator
+from diffusionnag.evaluators.train_config import TrainConfig
+from diffusionnag.evaluators.training import TrainingEvaluator
 from diffusionnag.spaces import get_space
 from diffusionnag.transfer.reference import read_reference
 

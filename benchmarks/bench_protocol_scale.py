@@ -92,7 +92,7 @@ from protocol_rows import Shard, append_row, random_cells, read_rows, train_cell
 from protocol_scale_report import scale_rows, write_report
 
 from diffusionnag.evaluators.tasks import TaskSpec
-from diffusionnag.evaluators.training import TrainConfig
+from diffusionnag.evaluators.train_config import TrainConfig
 
 RESULTS = Path(__file__).parent / "results" / "protocol-scale"
 CLASSES = tuple(range(10))

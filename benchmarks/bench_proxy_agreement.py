@@ -60,7 +60,7 @@ from protocol_rows import Shard, append_row, plan_rows, random_cells, train_cell
 from proxy_agreement_report import write_report
 
 from diffusionnag.evaluators.tasks import TaskSpec
-from diffusionnag.evaluators.training import TrainConfig
+from diffusionnag.evaluators.train_config import TrainConfig
 
 RESULTS = Path(__file__).parent / "results" / "proxy-agreement"
 PART1_RESULTS = Path(__file__).parent / "results" / "protocol-scale"

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from diffusionnag.evaluators.tasks import TaskSpec
-from diffusionnag.evaluators.training import TrainConfig
+from diffusionnag.evaluators.train_config import TrainConfig
 from diffusionnag.io import atomic_write_json
 from diffusionnag.metrics import rank_correlations
 from diffusionnag.transfer.builder import RowJob, train_row

@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from diffusionnag.evaluators.tasks import TaskSampler, TaskSpec, task_images
-from diffusionnag.evaluators.training import TrainConfig
+from diffusionnag.evaluators.train_config import TrainConfig
 from diffusionnag.io import atomic_write_json
 from diffusionnag.pretrained import default_score_model
 from diffusionnag.search.base import SearchStrategy

@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from diffusionnag.evaluators.image_data import ImageDataset, Split
-from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator
+from diffusionnag.evaluators.train_config import TrainConfig
+from diffusionnag.evaluators.training import TrainingEvaluator
 from diffusionnag.nn.nb201 import build_nb201_network
 from diffusionnag.spaces import get_space
 

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from diffusionnag.evaluators.tasks import TaskSpec, load_task
-from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator, correct_predictions
+from diffusionnag.evaluators.train_config import TrainConfig
+from diffusionnag.evaluators.training import TrainingEvaluator, correct_predictions
 from diffusionnag.spaces import get_space
 
 

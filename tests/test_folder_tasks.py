@@ -21,7 +21,8 @@ from diffusionnag.evaluators.registry import (
     build_target,
     train_config,
 )
-from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator, steps_per_epoch
+from diffusionnag.evaluators.train_config import TrainConfig, steps_per_epoch
+from diffusionnag.evaluators.training import TrainingEvaluator
 from diffusionnag.search.chance import chance_margin, chance_warning
 from diffusionnag.search.history import History
 from diffusionnag.search.journal import journal_epochs

@@ -14,7 +14,8 @@ from diffusionnag.evaluators.base import EvalResult, Evaluator
 from diffusionnag.evaluators.datasets import load_digits
 from diffusionnag.evaluators.image_data import ImageDataset, Split, upscale
 from diffusionnag.evaluators.registry import BenchmarkSpec, TargetSettings, build_target
-from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator
+from diffusionnag.evaluators.train_config import TrainConfig
+from diffusionnag.evaluators.training import TrainingEvaluator
 from diffusionnag.nn.costs import count_flops, count_parameters
 from diffusionnag.nn.space_costs import arch_costs
 from diffusionnag.predictors.data import load_pairs

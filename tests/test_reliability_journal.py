@@ -13,7 +13,8 @@ from conftest import write_fake_table
 from diffusionnag.cli import main
 from diffusionnag.evaluators.datasets import load_digits
 from diffusionnag.evaluators.nb201_table import NB201Table, TableEvaluator
-from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator
+from diffusionnag.evaluators.train_config import TrainConfig
+from diffusionnag.evaluators.training import TrainingEvaluator
 from diffusionnag.execution import InProcessExecutor, LocalPoolExecutor
 from diffusionnag.harness.harness import run_benchmark
 from diffusionnag.io import atomic_write

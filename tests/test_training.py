@@ -10,12 +10,8 @@ import torch
 
 from diffusionnag.evaluators.datasets import load_digits
 from diffusionnag.evaluators.image_data import ImageDataset, Split
-from diffusionnag.evaluators.training import (
-    TrainConfig,
-    TrainingEvaluator,
-    TrainProgress,
-    correct_predictions,
-)
+from diffusionnag.evaluators.train_config import TrainConfig
+from diffusionnag.evaluators.training import TrainingEvaluator, TrainProgress, correct_predictions
 from diffusionnag.spaces.base import Arch
 
 CONV3 = Arch("nb201", (3,) * 6)

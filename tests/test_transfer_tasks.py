@@ -13,7 +13,7 @@ import torch
 
 from diffusionnag.cli import main
 from diffusionnag.evaluators.tasks import TaskSpec
-from diffusionnag.evaluators.training import TrainConfig
+from diffusionnag.evaluators.train_config import TrainConfig
 from diffusionnag.predictors.meta import MetaPredictorConfig
 from diffusionnag.predictors.task_encoders import ImagesEncoder, TaskData, image_encoding
 from diffusionnag.transfer.reference import read_reference, shipped_reference

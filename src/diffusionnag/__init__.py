@@ -52,7 +52,7 @@ _EXPORTS = {
     "EvalResult": "diffusionnag.evaluators.base",
     "BenchmarkSpec": "diffusionnag.evaluators.registry",
     "NB201Table": "diffusionnag.evaluators.nb201_table",
-    "TrainConfig": "diffusionnag.evaluators.training",
+    "TrainConfig": "diffusionnag.evaluators.train_config",
     "TransferJob": "diffusionnag.transfer.pipeline",
     "run_transfer": "diffusionnag.transfer.pipeline",
     "DiffusionNAGSampler": "diffusionnag.integrations.optuna",

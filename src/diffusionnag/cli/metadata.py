@@ -23,7 +23,7 @@ from diffusionnag.evaluators.nb201_table import NB201Table
 from diffusionnag.evaluators.shared_data import default_table_path
 from diffusionnag.evaluators.task_transforms import TRANSFORMS
 from diffusionnag.evaluators.tasks import TaskSampler, TaskSpec
-from diffusionnag.evaluators.training import TrainConfig
+from diffusionnag.evaluators.train_config import TrainConfig
 from diffusionnag.spaces import get_space
 from diffusionnag.transfer.builder import BuildConfig, build_meta_dataset
 from diffusionnag.transfer.metadata import table_meta_dataset, write_meta_dataset_jsonl

@@ -23,7 +23,7 @@ from diffusionnag.evaluators.nb201_table import NB201Table
 from diffusionnag.evaluators.nb201_valid import FILES as VALID_FILES
 from diffusionnag.evaluators.registry import DEFAULT_TRAIN_STEPS, BenchmarkSpec, train_config
 from diffusionnag.evaluators.shared_data import default_table_path
-from diffusionnag.evaluators.training import TrainConfig
+from diffusionnag.evaluators.train_config import TrainConfig
 from diffusionnag.generate import SAMPLER_NAMES
 from diffusionnag.predictors.extractor import EXTRACTOR_NAMES
 from diffusionnag.predictors.meta import MetaPredictorConfig

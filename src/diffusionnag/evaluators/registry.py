@@ -31,7 +31,8 @@ from diffusionnag.evaluators.nb201_valid import ValidationEvaluator
 from diffusionnag.evaluators.ofa import ofa_evaluator
 from diffusionnag.evaluators.shared_data import default_table_path
 from diffusionnag.evaluators.tasks import TaskSpec, load_task
-from diffusionnag.evaluators.training import ProgressFn, TrainConfig, TrainingEvaluator
+from diffusionnag.evaluators.train_config import TrainConfig
+from diffusionnag.evaluators.training import ProgressFn, TrainingEvaluator
 from diffusionnag.spaces.base import SearchSpace
 
 

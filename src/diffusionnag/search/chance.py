@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 
 from diffusionnag.evaluators.registry import Target
-from diffusionnag.evaluators.training import steps_per_epoch
+from diffusionnag.evaluators.train_config import steps_per_epoch
 from diffusionnag.search.history import History
 from diffusionnag.search.run import evaluator_protocol
 

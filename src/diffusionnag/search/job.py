@@ -19,7 +19,8 @@ import numpy as np
 from diffusionnag.config import check_type
 from diffusionnag.evaluators.base import Evaluator
 from diffusionnag.evaluators.registry import BenchmarkSpec, Target, TargetSettings, build_target
-from diffusionnag.evaluators.training import TrainConfig, TrainProgress
+from diffusionnag.evaluators.train_config import TrainConfig
+from diffusionnag.evaluators.training import TrainProgress
 from diffusionnag.progress import interactive, phase
 from diffusionnag.search.base import SearchStrategy
 from diffusionnag.search.chance import chance_warning

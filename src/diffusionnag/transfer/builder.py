@@ -32,7 +32,8 @@ import numpy as np
 
 from diffusionnag.device import resolve_device
 from diffusionnag.evaluators.tasks import SOURCE_SPLIT_SEED, TaskSampler, TaskSpec, load_task
-from diffusionnag.evaluators.training import NETWORKS, TrainConfig, TrainingEvaluator
+from diffusionnag.evaluators.train_config import TrainConfig
+from diffusionnag.evaluators.training import NETWORKS, TrainingEvaluator
 from diffusionnag.execution import Executor, InProcessExecutor, LocalPoolExecutor
 from diffusionnag.progress import phase
 from diffusionnag.search.history import Trial

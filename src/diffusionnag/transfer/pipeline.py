@@ -23,7 +23,8 @@ import numpy as np
 
 from diffusionnag.evaluators.base import Evaluator
 from diffusionnag.evaluators.registry import BenchmarkSpec, Target
-from diffusionnag.evaluators.training import TrainConfig, TrainingEvaluator
+from diffusionnag.evaluators.train_config import TrainConfig
+from diffusionnag.evaluators.training import TrainingEvaluator
 from diffusionnag.search.history import History
 from diffusionnag.search.job import SearchJob, prepare_job, run_prepared, run_warnings
 from diffusionnag.spaces.base import Arch, SearchSpace

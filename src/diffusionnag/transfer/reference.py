@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from diffusionnag.evaluators.training import TrainConfig
+from diffusionnag.evaluators.train_config import TrainConfig
 from diffusionnag.io import read_jsonl
 from diffusionnag.predictors.data import finite_number
 from diffusionnag.pretrained import SHIPPED
