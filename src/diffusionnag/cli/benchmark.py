@@ -46,6 +46,22 @@ def add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
         "report the chosen cell's test accuracy after 25/50/100/200 evaluations and simulated "
         "training hours; default %(default)s",
     )
+    _add_run_options(parser)
+    parser.add_argument("--budget", type=positive_int, default=200)
+    parser.add_argument("--table", type=Path, help="NATS-Bench topology CSV")
+    parser.add_argument("--out", type=Path, default=Path("runs/benchmark"))
+    add_executor_options(parser, default_workers=2)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument(
+        "--stop-at-optimum",
+        action="store_true",
+        help="end a run once it evaluated the table optimum (--protocol table only)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Which runs each strategy gets: its seeds and its options."""
     parser.add_argument(
         "--seeds", type=positive_int, default=20, metavar="N", help="seeds K..K+N-1; default 20"
     )
@@ -59,17 +75,6 @@ def add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="STRATEGY:NAME=VALUE",
         help="a strategy option, e.g. --option evolution:population_size=20 (repeatable)",
     )
-    parser.add_argument("--budget", type=positive_int, default=200)
-    parser.add_argument("--table", type=Path, help="NATS-Bench topology CSV")
-    parser.add_argument("--out", type=Path, default=Path("runs/benchmark"))
-    add_executor_options(parser, default_workers=2)
-    parser.add_argument("--resume", action="store_true")
-    parser.add_argument(
-        "--stop-at-optimum",
-        action="store_true",
-        help="end a run once it evaluated the table optimum (--protocol table only)",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _add_target_options(parser: argparse.ArgumentParser) -> None:

@@ -84,6 +84,21 @@ def add_meta_train_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--table", type=Path, help="NATS-Bench topology CSV (with --table-tasks)")
     parser.add_argument("--holdout", nargs="*", default=[], help="task names kept out of training")
+    _add_encoder_options(parser)
+    parser.add_argument("--steps", type=positive_int, default=DEFAULTS.steps)
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="score-model folder whose SDE to train under (default: the space's shipped model)",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="meta-predictor folder")
+    add_device_option(parser)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_encoder_options(parser: argparse.ArgumentParser) -> None:
+    """What the task encoder reads of a task."""
     parser.add_argument("--encoder", choices=sorted(ENCODERS), default=DEFAULTS.encoder)
     parser.add_argument(
         "--extractor",
@@ -97,16 +112,6 @@ def add_meta_train_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="the images encoder also reads training images per class and number of classes",
     )
-    parser.add_argument("--steps", type=positive_int, default=DEFAULTS.steps)
-    parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
-    parser.add_argument(
-        "--checkpoint",
-        type=Path,
-        help="score-model folder whose SDE to train under (default: the space's shipped model)",
-    )
-    parser.add_argument("--out", type=Path, required=True, help="meta-predictor folder")
-    add_device_option(parser)
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def cmd_meta_train(args: argparse.Namespace) -> int:
@@ -193,6 +198,25 @@ def add_transfer_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--table", type=Path, help="NATS-Bench topology CSV for nb201:*")
     parser.add_argument("--data-root", type=Path, help="folder holding local CIFAR files")
+    _add_protocol_options(parser)
+    parser.add_argument(
+        "--compare-baselines",
+        action="store_true",
+        help="nb201-valid:* only: score the run beside free baselines with the same budget "
+        "(random, parameter-count order, each source table's order, DiffusionNAG-BO from "
+        "scratch): evaluations to the best cell by mean validation accuracy, the chosen "
+        "cell's rank among all cells",
+    )
+    parser.add_argument("--out", type=Path, default=Path("runs/transfer/run.json"))
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    add_numerics_options(parser)
+    add_device_option(parser)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_protocol_options(parser: argparse.ArgumentParser) -> None:
+    """How a training target trains: the candidates' cheap protocol, the chosen cell's final
+    one, and the reference trained the final way."""
     parser.add_argument(
         "--epochs",
         type=positive_int,
@@ -217,19 +241,6 @@ def add_transfer_parser(subparsers: argparse._SubParsersAction) -> None:
         help="reference distribution to place the chosen cell in (meta-dataset reference; "
         "default: the shipped one for the task, where one ships)",
     )
-    parser.add_argument(
-        "--compare-baselines",
-        action="store_true",
-        help="nb201-valid:* only: score the run beside free baselines with the same budget "
-        "(random, parameter-count order, each source table's order, DiffusionNAG-BO from "
-        "scratch): evaluations to the best cell by mean validation accuracy, the chosen "
-        "cell's rank among all cells",
-    )
-    parser.add_argument("--out", type=Path, default=Path("runs/transfer/run.json"))
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
-    add_numerics_options(parser)
-    add_device_option(parser)
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _add_ranking_options(parser: argparse.ArgumentParser) -> None:
