@@ -157,23 +157,15 @@ def run_transfer(job: TransferJob) -> TransferRun:
     evaluator = prepared.target.evaluator
     out = Path(job.search.out)
     chosen = _chosen_test(history, finals)
-    plot = (
-        plot_comparison(truths[0], outcomes, out)
-        if truths
-        else plot_reference(chosen, out, _distribution(reference, evaluator))
-    )
-    placement = _place(chosen, reference)
-    warnings = run_warnings(history, prepared.target)
-    return TransferRun(
-        history,
-        transfer,
-        placement,
-        evaluator.value_name,
-        plot,
-        warnings,
-        outcomes,
-        finals[0] if finals else None,
-    )
+    plot: Path | None
+    if truths:
+        plot = plot_comparison(truths[0], outcomes, out)
+    else:
+        plot = plot_reference(chosen, out, _distribution(reference, evaluator))
+    final = finals[0] if finals else None
+    placement, warnings = _place(chosen, reference), run_warnings(history, prepared.target)
+    name = evaluator.value_name
+    return TransferRun(history, transfer, placement, name, plot, warnings, outcomes, final)
 
 
 def _final_trainer(target: Target, final: TrainConfig | None) -> TrainingEvaluator | None:
