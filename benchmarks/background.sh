@@ -5,8 +5,9 @@
 #
 #   bash benchmarks/background.sh            # then watch benchmarks/results/*/run*.log
 #
-# - part 2's other tasks first, at nice 6 (in order: proxies, then the final protocol's rows):
-#   part 1's task misses qualifying by a little, so whether any proxy agrees is decided there;
+# - part 2's other tasks first, two shards at nice 6 (in order: proxies, then the final
+#   protocol's rows): part 1's task misses qualifying by a little, so whether any proxy agrees
+#   is decided there;
 # - part 1, two shards at nice 14: the 20-epoch two-seed setting's E=40 rows (is 20 final?);
 # - part 2 on part 1's task at nice 16 (its longer proxies);
 # - part 5's proposals of the free baselines at nice 19 (they need no training).
@@ -30,6 +31,8 @@ for k in 0 1; do
         --shard $k/2
 done
 run 16 $proxy/run.log benchmarks/bench_proxy_agreement.py --tasks 0
-run 6 $proxy/run-rotate.log benchmarks/bench_proxy_agreement.py --tasks 1 2 3 4 5
+for k in 0 1; do
+    run 6 $proxy/run-rotate.log benchmarks/bench_proxy_agreement.py --tasks 1 2 3 4 5 --shard $k/2
+done
 run 19 benchmarks/results/transfer-final/proposals.log benchmarks/bench_transfer_final.py \
     --stage proposals --methods old params naswot synflow
