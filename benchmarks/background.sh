@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The background measurements of issue "Image transfer on labels that mean something", in the
-# order they answer its questions; every job journals its rows and resumes where it stopped, so
+# order of their priority (nice level); every job journals its rows and resumes where it stopped, so
 # a session starts them again with this one command (one process per journal, never two):
 #
 #   bash benchmarks/background.sh            # then watch benchmarks/results/*/run*.log
@@ -26,13 +26,13 @@ run() {  # run NICE LOG ARGS...: one background job, its output appended to LOG
 scale=benchmarks/results/protocol-scale
 proxy=benchmarks/results/proxy-agreement
 for k in 0 1; do
+    run 6 $proxy/run-rotate.log benchmarks/bench_proxy_agreement.py --tasks 1 2 3 4 5 --shard $k/2
+done
+for k in 0 1; do
     run 14 $scale/run-e1000.log benchmarks/bench_protocol_scale.py --settings \
         fashion-mnist-C16-N1-r28-n500-e1000-E10-m2 fashion-mnist-C16-N1-r28-n500-e1000-E20-m2 \
         --shard $k/2
 done
 run 16 $proxy/run.log benchmarks/bench_proxy_agreement.py --tasks 0
-for k in 0 1; do
-    run 6 $proxy/run-rotate.log benchmarks/bench_proxy_agreement.py --tasks 1 2 3 4 5 --shard $k/2
-done
 run 19 benchmarks/results/transfer-final/proposals.log benchmarks/bench_transfer_final.py \
     --stage proposals --methods old params naswot synflow

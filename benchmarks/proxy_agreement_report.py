@@ -70,6 +70,24 @@ def _cpu(rows: list[dict]) -> float:
     return mean(r["train_cpu_seconds"] + r["valid_eval_cpu_seconds"] for r in rows)
 
 
+def _seed_offset(final_runs: list[dict]) -> dict[str, float | int]:
+    """Seed 0 minus seed 1 over the cells trained with both: the mean (an offset every cell of a
+    seed shares, which cannot reorder cells trained with one seed) and the std of a run without
+    it (the noise that can), as ``seed_std`` is a run's with it."""
+    by_cell: dict[int, dict[int, float]] = {}
+    for row in final_runs:
+        by_cell.setdefault(row["cell_index"], {})[row["seed"]] = row["test"]
+    diffs = np.array([t[0] - t[1] for t in by_cell.values() if 0 in t and 1 in t])
+    if len(diffs) < 2:
+        return {"seed_offset": math.nan, "offset_free_std": math.nan, "offset_cells": len(diffs)}
+    offset_free = float(diffs.std(ddof=1)) / math.sqrt(2)
+    return {
+        "seed_offset": float(diffs.mean()),
+        "offset_free_std": offset_free,
+        "offset_cells": len(diffs),
+    }
+
+
 def summarise_task(
     name: str, rows: list[dict], proxies, cache: Path, final_name: str, e10_name: str
 ) -> dict:
@@ -93,6 +111,7 @@ def summarise_task(
         "seed_std": noise,
         "seed_std_dof": dof,
         "ratio": spread / noise if noise > 0 else math.nan,
+        **_seed_offset(final_runs),
         "final_cpu_seconds": mean(label["cpu"] for label in final.values()),
         "baselines": {
             "parameter count": against_final({i: r["params"] for i, r in final.items()}),
@@ -214,6 +233,7 @@ def write_report(
             f"| {fmt(t['seed_std'])} ({t['seed_std_dof']}) | {fmt(t['ratio'], 1)} "
             f"| {'yes' if t['qualifies'] else 'no'} | {fmt(t['final_cpu_seconds'], 0)} |"
         )
+    lines += ["", *(_offset_line(t) for t in tasks if t["offset_cells"] >= 2)]
     names = [p.name for p in proxies] + list(tasks[0]["baselines"]) if tasks else []
     table, medians = _proxy_lines(tasks, names)
     lines += ["", "Spearman with the final protocol's test accuracy (cells):", "", *table]
@@ -230,6 +250,15 @@ def write_report(
     )
     atomic_write_json(results / "summary.json", clean)
     print(text)
+
+
+def _offset_line(task: dict) -> str:
+    offset_free = task["offset_free_std"] / math.sqrt(len(LABEL_SEEDS))
+    return (
+        f"{task['task']}: seed 0 minus seed 1 is {fmt(task['seed_offset'])} points on average "
+        f"over {task['offset_cells']} cells; without that shared offset a run's seed std is "
+        f"{fmt(task['offset_free_std'])} (ratio {fmt(task['test_iqr'] / offset_free, 1)})."
+    )
 
 
 HEADER = """# Proxy agreement: short protocols against the final one
