@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The background measurements of issue "Image transfer on labels that mean something", in the
-# order of their priority (nice level); every job journals its rows and resumes where it stopped, so
-# a session starts them again with this one command (one process per journal, never two):
+# order of their priority (nice level); every job journals its rows and resumes where it
+# stopped, so a session starts them again with this one command (one process per journal):
 #
 #   bash benchmarks/background.sh            # then watch benchmarks/results/*/run*.log
 #
