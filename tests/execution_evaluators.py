@@ -12,6 +12,7 @@ from pathlib import Path
 
 from diffusionnag.evaluators.base import EvalResult, Evaluator
 from diffusionnag.evaluators.nb201_table import NB201Table, TableEvaluator
+from diffusionnag.io import atomic_write_text
 from diffusionnag.spaces.base import Arch
 
 
@@ -40,7 +41,8 @@ class ReportingEvaluator(Evaluator):
     def evaluate(self, arch: Arch) -> EvalResult:
         if arch == self.target:
             attempt = len(list(self.folder.glob("attempt*.pid")))
-            (self.folder / f"attempt{attempt}.pid").write_text(str(os.getpid()))
+            # atomic: the test polls these files, and must never read one still empty
+            atomic_write_text(self.folder / f"attempt{attempt}.pid", str(os.getpid()))
             if self.exit_on_target:
                 os._exit(1)
             if attempt == 0:
