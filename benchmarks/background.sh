@@ -5,9 +5,9 @@
 #
 #   bash benchmarks/background.sh            # then watch benchmarks/results/*/run*.log
 #
-# - part 2's other tasks first, two shards at nice 6 (in order: proxies, then the final
-#   protocol's rows): part 1's task misses qualifying by a little, so whether any proxy agrees
-#   is decided there;
+# - part 2's other tasks first, two shards at nice 6 (in order: the rotated task's second
+#   seeds, then task by task proxies and the final protocol's two runs a cell): whether any
+#   proxy agrees is decided there;
 # - part 1, two shards at nice 14: the 20-epoch two-seed setting's E=40 rows (is 20 final?);
 # - part 2 on part 1's task at nice 16 (its longer proxies);
 # - part 5's proposals of the free baselines at nice 19 (they need no training).

@@ -8,8 +8,8 @@ leaves out (with part 2's rotated task, two targets of it). Part 2's tasks chose
 the report gives the fresh targets apart too.
 
 Reference: 50 random cells a target (``space.sample(50, default_rng(0))``: part 2's 30 and 20
-more), each trained with the final protocol (part 2's ``FINAL``: its label is seed 0's test
-accuracy on the whole test split) and with the proxy (seed 0).
+more), each trained with the final protocol (part 2's ``FINAL``: its label is the mean test
+accuracy of seeds 0 and 1 on the whole test split) and with the proxy (seed 0).
 
 Methods, each a ranked list of cells per target and run seed (0-4):
 

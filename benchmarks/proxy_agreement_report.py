@@ -1,12 +1,12 @@
 """Summary of bench_proxy_agreement.py's journals: ``summary.md`` and ``summary.json``.
 
-Per task: whether it qualifies (the IQR of the 30 cells' final labels, each one run's (seed 0)
-test accuracy, against a run's seed noise), and per proxy the Spearman and Kendall correlation
-of the proxy's validation accuracy with the final labels, beside parameter count, NASWOT and
-synflow (free baselines), the final protocol's own validation accuracy (what selecting on its
-validation split reaches) and the earlier 10-epoch protocol (mean of seeds 0 and 1) where its
-rows exist. Tasks and proxies still running are summarised from the rows so far; a correlation
-needs 10 cells.
+Per task: whether it qualifies (the IQR of the 30 cells' final labels, each the mean test accuracy
+of two runs (seeds 0 and 1), against a label's seed noise), and per proxy the Spearman and Kendall
+correlation of the proxy's validation accuracy with the final labels, beside parameter count, NASWOT
+and synflow (free baselines), the final protocol's own validation accuracy (what selecting on its
+validation split reaches) and the earlier 10-epoch protocol (mean of seeds 0 and 1) where its rows
+exist. Tasks and proxies still running are summarised from the rows so far; a correlation needs 10
+cells.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from diffusionnag.io import atomic_write_json, atomic_write_text
 from diffusionnag.search.strategies.zero_cost import NaswotOrder, SynflowOrder
 from diffusionnag.spaces import get_space
 
-LABEL_SEEDS = (0,)
+LABEL_SEEDS = (0, 1)
 E10_SEEDS = (0, 1)
 RATIO_NEEDED = 3.0
 SPEARMAN_NEEDED = 0.8
@@ -94,7 +94,8 @@ def summarise_task(
     final_runs = [r for r in rows if r["protocol"] == final_name and not r["failed"]]
     final = seed_mean_labels(final_runs, LABEL_SEEDS)
     truth = {i: label["test"] for i, label in final.items()}
-    # a run's seed std, pooled over every cell with two or more final runs; a label is one run
+    # a run's seed std, pooled over every cell with two or more final runs; a label averages
+    # LABEL_SEEDS runs
     run_noise, dof = pooled_std(seed_groups(final_runs, "test"))
     noise = run_noise / math.sqrt(len(LABEL_SEEDS))
     spread = iqr(truth.values())
@@ -224,7 +225,8 @@ def write_report(
     ]
     lines = [
         HEADER,
-        "| task | cells | test IQR | seed std (dof) | ratio | qualifies | final CPU s per cell |",
+        "| task | cells | test IQR | label seed std (dof) | ratio | qualifies "
+        "| final CPU s per cell |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for t in tasks:
@@ -257,7 +259,8 @@ def _offset_line(task: dict) -> str:
     return (
         f"{task['task']}: seed 0 minus seed 1 is {fmt(task['seed_offset'])} points on average "
         f"over {task['offset_cells']} cells; without that shared offset a run's seed std is "
-        f"{fmt(task['offset_free_std'])} (ratio {fmt(task['test_iqr'] / offset_free, 1)})."
+        f"{fmt(task['offset_free_std'])} (a label's {fmt(offset_free)}, ratio "
+        f"{fmt(task['test_iqr'] / offset_free, 1)})."
     )
 
 
@@ -265,7 +268,9 @@ HEADER = """# Proxy agreement: short protocols against the final one
 
 Written by `benchmarks/bench_proxy_agreement.py --report` from the journals beside it (rows so
 far where a task is still running). Final protocol: NB201 C=16, N=1, 20 epochs and at least
-1,580 SGD steps, one run's (seed 0) test accuracy on 1,000 images per class; proxies: seed 0,
-validation accuracy on 200 images per class, cost = training plus that validation pass (CPU
-seconds of one thread). A task qualifies when its 30 labels' IQR is >= 3 x a run's seed noise.
+1,580 SGD steps, the mean test accuracy of two runs (seeds 0 and 1) on 1,000 images per class;
+proxies: one run (seed 0), validation accuracy on 1,000 images per class (200 for those without
+`-v1000`), cost = training plus that validation pass (CPU seconds of one thread). A task
+qualifies when its 30 labels' IQR is >= 3 x a label's seed noise (a run's, pooled over the
+cells' two runs, / sqrt 2).
 """

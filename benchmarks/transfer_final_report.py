@@ -1,10 +1,10 @@
 """Summary of bench_transfer_final.py's rows: ``summary.md`` and ``summary.json``.
 
-A cell's label is its final-protocol test accuracy (seed 0, as part 2 defines it). A run at budget
-k keeps, of its first k cells, the best by proxy validation accuracy (seed 0); the report places
-that cell's label among the reference's 50 labels (percentile: the share of them it beats) and
-gives its regret (the reference's best label minus its own), median and quartiles over targets
-and run seeds, for all targets and for the fresh ones alone, and checks the issue's targets.
+A cell's label is its final-protocol test accuracy (mean of seeds 0 and 1, as part 2 defines it). A
+run at budget k keeps, of its first k cells, the best by proxy validation accuracy (seed 0); the
+report places that cell's label among the reference's 50 labels (percentile: the share of them it
+beats) and gives its regret (the reference's best label minus its own), median and quartiles over
+targets and run seeds, for all targets and for the fresh ones alone, and checks the issue's targets.
 """
 
 from __future__ import annotations
