@@ -5,11 +5,10 @@
 #
 #   bash benchmarks/background.sh            # then watch benchmarks/results/*/run*.log
 #
-# - part 2's other tasks first, two shards at nice 6 (in order: the rotated task's second
-#   seeds, then task by task proxies and the final protocol's two runs a cell): whether any
-#   proxy agrees is decided there;
+# - part 2, two shards at nice 6, task by task (part 1's task's last proxy and two proxies'
+#   second seeds, the rotated task's second seeds, then the other four tasks' proxies and
+#   final rows): whether any proxy agrees is decided there;
 # - part 1, two shards at nice 14: the 20-epoch two-seed setting's E=40 rows (is 20 final?);
-# - part 2 on part 1's task at nice 16 (its longer proxies);
 # - part 5's proposals of the free baselines at nice 19 (they need no training).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,13 +25,12 @@ run() {  # run NICE LOG ARGS...: one background job, its output appended to LOG
 scale=benchmarks/results/protocol-scale
 proxy=benchmarks/results/proxy-agreement
 for k in 0 1; do
-    run 6 $proxy/run-rotate.log benchmarks/bench_proxy_agreement.py --tasks 1 2 3 4 5 --shard $k/2
+    run 6 $proxy/run.log benchmarks/bench_proxy_agreement.py --shard $k/2
 done
 for k in 0 1; do
     run 14 $scale/run-e1000.log benchmarks/bench_protocol_scale.py --settings \
         fashion-mnist-C16-N1-r28-n500-e1000-E10-m2 fashion-mnist-C16-N1-r28-n500-e1000-E20-m2 \
         --shard $k/2
 done
-run 16 $proxy/run.log benchmarks/bench_proxy_agreement.py --tasks 0
 run 19 benchmarks/results/transfer-final/proposals.log benchmarks/bench_transfer_final.py \
     --stage proposals --methods old params naswot synflow

@@ -38,7 +38,8 @@ median Spearman over the qualifying tasks is at least 0.8.
 
 Plan order: task by task, every proxy, then the final rows (cell by cell, both seeds), so the
 first tasks finish early; proxies come first because their rows stand whatever part 1 settles
-as final (its E vs 2E test is still running). Rows land in
+as final (its E vs 2E test is still running). The first two tasks end with two proxies'
+seed-1 runs (``PROXY_SEED_CHECK``). Rows land in
 ``benchmarks/results/proxy-agreement/<task>.jsonl`` (flushed and fsynced); a rerun skips rows
 already there, and ``--shard K/M`` splits the plan over processes, each writing its own
 journal; ``--tasks 1 3`` runs only those tasks (never two processes on one task's plan with
@@ -158,6 +159,11 @@ the images alone (they disagree on about 6 % of them), which swamped the earlier
 0.58 by its 2,000 test images)."""
 EARLIER_PROXIES = tuple(Protocol(*shape) for shape in _PROXY_SHAPES)
 """Scored on 200 validation images per class; their rows stay in the report, no longer run."""
+PROXY_SEED_CHECK = (PROXIES[1], PROXIES[4])
+"""Trained with seed 1 too, on the first two tasks (``PROXY_SEED_TASKS``): how much of a proxy's
+disagreement with the final label is its own seed noise, which averaging two runs would halve,
+and how much is what a short run measures (how fast a cell learns)."""
+PROXY_SEED_TASKS = 2
 
 
 @dataclass(frozen=True)
@@ -176,12 +182,15 @@ def task_stem(task: TaskSpec) -> str:
 
 
 def planned_runs(task: TaskSpec) -> list[Run]:
-    """Proxies, then final rows. Part 1's task takes its final rows from part 1's journals
-    (float32, default memory layout); there, its first cells are also trained channels-last and
-    in bfloat16 (``NUMERICS_CHECKS``), to show whether either changes results more than a seed
-    does."""
+    """Proxies, final rows, then (the first two tasks) ``PROXY_SEED_CHECK``. Part 1's task takes
+    its final rows from part 1's journals (float32, default memory layout); there, its first
+    cells are also trained channels-last and in bfloat16 (``NUMERICS_CHECKS``), to show whether
+    either changes results more than a seed does."""
     final = [Run(FINAL, i, s) for i in range(CELLS) for s in FINAL_SEEDS]
     proxies = [Run(p, i, 0) for p in PROXIES for i in range(CELLS)]
+    seed_check = [Run(p, i, 1) for p in PROXY_SEED_CHECK for i in range(CELLS)]
+    if task not in TASKS[:PROXY_SEED_TASKS]:
+        seed_check = []
     if task == TASKS[0]:
         checks = [
             Run(protocol, i, s)
@@ -189,9 +198,9 @@ def planned_runs(task: TaskSpec) -> list[Run]:
             for i in range(cells)
             for s in FINAL_SEEDS
         ]
-        return checks + proxies
+        return checks + proxies + seed_check
     # proxies first: their rows stand whatever part 1 settles as final, the final rows do not
-    return proxies + final
+    return proxies + final + seed_check
 
 
 def task_rows(task: TaskSpec) -> list[dict]:

@@ -126,6 +126,8 @@ def summarise_task(
         "proxies": {},
     }
     summary["qualifies"] = len(final) >= FULL_CELLS and summary["ratio"] >= RATIO_NEEDED
+    checks = (proxy_seed_check(rows, proxy.name, truth) for proxy in proxies)
+    summary["proxy_seed_checks"] = [check for check in checks if check is not None]
     for proxy in proxies:
         runs = _seed0(rows, proxy.name)
         scores = {i: r["valid"] for i, r in runs.items()}
@@ -135,6 +137,38 @@ def summarise_task(
             "cpu_seconds": _cpu(list(runs.values())),
         }
     return summary
+
+
+def proxy_seed_check(rows: list[dict], proxy: str, truth: dict[int, float]) -> dict | None:
+    """A proxy trained with seeds 0 and 1: how alike its two runs rank the cells, and how its
+    two-run mean agrees with the final label beside seed 0's run alone; None below 30 cells."""
+    runs = {
+        seed: {
+            r["cell_index"]: r["valid"]
+            for r in rows
+            if r["protocol"] == proxy and r["seed"] == seed
+        }
+        for seed in (0, 1)
+    }
+    both = sorted(set(runs[0]) & set(runs[1]) & set(truth))
+    if len(both) < FULL_CELLS:
+        return None
+    two = {i: (runs[0][i] + runs[1][i]) / 2 for i in both}
+    return {
+        "proxy": proxy,
+        "cells": len(both),
+        "between_seeds": agreement(runs[0], runs[1], MIN_PAIRS)["spearman"],
+        "two_seed_mean": agreement(two, truth, MIN_PAIRS)["spearman"],
+        "seed0": agreement({i: runs[0][i] for i in both}, truth, MIN_PAIRS)["spearman"],
+    }
+
+
+def _seed_check_line(task: str, check: dict) -> str:
+    return (
+        f"{task}: {check['proxy']} with seeds 0 and 1 ({check['cells']} cells): Spearman "
+        f"{fmt(check['between_seeds'])} between the two runs; their mean against the final label "
+        f"{fmt(check['two_seed_mean'])} (seed 0 alone {fmt(check['seed0'])})."
+    )
 
 
 def _proxy_lines(tasks: list[dict], names: list[str]) -> tuple[list[str], dict]:
@@ -239,7 +273,8 @@ def write_report(
     names = [p.name for p in proxies] + list(tasks[0]["baselines"]) if tasks else []
     table, medians = _proxy_lines(tasks, names)
     lines += ["", "Spearman with the final protocol's test accuracy (cells):", "", *table]
-    lines += ["", _choice(medians, proxies)]
+    lines += ["", _choice(medians, proxies), ""]
+    lines += [_seed_check_line(t["task"], c) for t in tasks for c in t["proxy_seed_checks"]]
     first = next(iter(rows_by_task.values()), [])
     numerics = [numerics_check(first, e10_name, name) for name in checks]
     numerics = [check for check in numerics if check is not None]
