@@ -27,6 +27,7 @@ E10_SEEDS = (0, 1)
 RATIO_NEEDED = 3.0
 SPEARMAN_NEEDED = 0.8
 MIN_PAIRS = 10
+TASKS_NEEDED = 6
 FULL_CELLS = 30
 
 
@@ -201,7 +202,12 @@ def _choice(medians: dict, proxies) -> str:
     if not good:
         return "no proxy reaches median Spearman 0.8 yet"
     best = min(good, key=lambda p: medians[p.name]["cpu"])
-    return f"cheapest proxy with median Spearman >= 0.8: {best.name}"
+    tasks = medians[best.name]["tasks"]
+    enough = "" if tasks >= TASKS_NEEDED else f" (the issue asks for {TASKS_NEEDED})"
+    return (
+        f"cheapest proxy with median Spearman >= 0.8: {best.name}, over {tasks} qualifying "
+        f"tasks{enough}"
+    )
 
 
 def numerics_check(rows: list[dict], reference: str, protocol: str) -> dict | None:
