@@ -188,9 +188,11 @@ def planned_runs(task: TaskSpec) -> list[Run]:
     either changes results more than a seed does."""
     final = [Run(FINAL, i, s) for i in range(CELLS) for s in FINAL_SEEDS]
     proxies = [Run(p, i, 0) for p in PROXIES for i in range(CELLS)]
-    seed_check = [Run(p, i, 1) for p in PROXY_SEED_CHECK for i in range(CELLS)]
-    if task not in TASKS[:PROXY_SEED_TASKS]:
-        seed_check = []
+    seed_check = [
+        Run(p, i, 1)
+        for p in (PROXY_SEED_CHECK if task in TASKS[:PROXY_SEED_TASKS] else ())
+        for i in range(CELLS)
+    ]
     if task == TASKS[0]:
         checks = [
             Run(protocol, i, s)

@@ -31,11 +31,12 @@ TASKS_NEEDED = 6
 FULL_CELLS = 30
 
 
-def _seed0(rows: list[dict], protocol: str) -> dict[int, dict]:
+def _runs(rows: list[dict], protocol: str, seed: int = 0) -> dict[int, dict]:
+    """Cell index -> the ``protocol`` run of ``seed`` that did not fail."""
     return {
         r["cell_index"]: r
         for r in rows
-        if r["protocol"] == protocol and r["seed"] == 0 and not r["failed"]
+        if r["protocol"] == protocol and r["seed"] == seed and not r["failed"]
     }
 
 
@@ -130,7 +131,7 @@ def summarise_task(
     checks = (proxy_seed_check(rows, proxy.name, truth) for proxy in proxies)
     summary["proxy_seed_checks"] = [check for check in checks if check is not None]
     for proxy in proxies:
-        runs = _seed0(rows, proxy.name)
+        runs = _runs(rows, proxy.name)
         scores = {i: r["valid"] for i, r in runs.items()}
         summary["proxies"][proxy.name] = {
             **against_final(scores),
@@ -143,14 +144,7 @@ def summarise_task(
 def proxy_seed_check(rows: list[dict], proxy: str, truth: dict[int, float]) -> dict | None:
     """A proxy trained with seeds 0 and 1: how alike its two runs rank the cells, and how its
     two-run mean agrees with the final label beside seed 0's run alone; None below 30 cells."""
-    runs = {
-        seed: {
-            r["cell_index"]: r["valid"]
-            for r in rows
-            if r["protocol"] == proxy and r["seed"] == seed
-        }
-        for seed in (0, 1)
-    }
+    runs = {seed: {i: r["valid"] for i, r in _runs(rows, proxy, seed).items()} for seed in (0, 1)}
     both = sorted(set(runs[0]) & set(runs[1]) & set(truth))
     if len(both) < FULL_CELLS:
         return None
